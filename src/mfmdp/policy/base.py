@@ -1,0 +1,65 @@
+"""The Policy protocol: the simulator talks to every backend (neural, HF + LoRA, OpenAI) through it.
+
+Per step: `propose` draws J candidates (J dropout masks shared by all the step's agents) and returns
+each candidate's per-agent state distribution q_phi(y | z_i, lambda_j); the simulator scores the
+candidate mixes mean_i q_j with K-step rollouts and calls `realise` on the chosen one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class StepContext:
+    """Everything an agent at step t may see (the leakage rule: no real text/behavior/labels)."""
+
+    t: int
+    topic: str
+    m_hat: np.ndarray  # float [S]: f_psi's forecast for step t (prior over states)
+    synopsis: np.ndarray  # float [D]: r_{t-1} embedding
+    synopsis_text: str  # extractive/LLM synopsis text, for LLM backends
+    signal: np.ndarray  # float [Dc]: encoded c_t (zeros when none)
+    signal_texts: list[str]
+    time: np.ndarray  # float [F]: time features of step t
+    profiles: np.ndarray  # float [n, P]: profiles of the step's active agents
+    seconds: np.ndarray | None = None  # float [n]: arrival time of each agent's slot (unix s)
+
+
+@dataclass
+class Proposal:
+    state_probs: np.ndarray  # float [J, n, S]: q_phi per candidate and agent
+    handle: Any = None  # backend-private data needed by `realise` (e.g. hidden states per candidate)
+
+    @property
+    def mixes(self) -> np.ndarray:
+        """Candidate state mixes mean_i q_j: [J, S] (what enters the K-step rollouts)."""
+        return self.state_probs.mean(axis=1)
+
+
+@dataclass
+class Actions:
+    states: np.ndarray  # int8 [n]
+    behaviors: np.ndarray  # int8 [n]
+    texts: list[str]
+    embeddings: np.ndarray | None = None  # float [n, D] text embeddings (for the synopsis), if known
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    name: str
+
+    def propose(self, ctx: StepContext, n_candidates: int, rng: np.random.Generator) -> Proposal: ...
+
+    def realise(
+        self, ctx: StepContext, proposal: Proposal, j: int, rng: np.random.Generator
+    ) -> Actions: ...
+
+    def nll(self, ctx: StepContext, states: np.ndarray, behaviors: np.ndarray) -> np.ndarray:
+        """Per-agent negative log-likelihood of the real (state, behavior) in nats (neural backend;
+        per-token NLL for LLM backends, reported in its own column)."""
+        ...
