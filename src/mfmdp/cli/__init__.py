@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from mfmdp.cli import annotate, data, demo, evaluate, run, simulate, train
+from mfmdp.cli import annotate, data, demo, evaluate, run, simulate, synthetic, train
 
 app = typer.Typer(
     name="mfmdp",
@@ -14,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+data.app.command("synth")(synthetic.synth)
 app.add_typer(data.app, name="data", help="Load, inspect, convert and split event data.")
 app.add_typer(annotate.app, name="annotate", help="Annotate responses on the 8 dimensions; score annotators.")
 app.add_typer(train.app, name="train", help="Train the transition model and the policy.")

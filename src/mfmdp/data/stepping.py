@@ -94,7 +94,8 @@ def make_steps(
     for sig in list(event.signals) + list(scenario or []):
         ts = sig.time.timestamp()
         t = int(min(np.searchsorted(ends, ts, side="left"), len(per_step) - 1))
-        per_step[t].append(sig)
+        if sig not in per_step[t]:  # a signal both posted as a response and listed in event.signals
+            per_step[t].append(sig)
     return Steps(bounds=bounds, is_signal=is_signal, signals=per_step, start_times=starts, end_times=ends)
 
 

@@ -1,1 +1,1 @@
-
+"""One loader per source format; each recognises its own files (`looks_like`) and loads them (`load`)."""

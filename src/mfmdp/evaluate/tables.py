@@ -1,0 +1,170 @@
+"""Tables in the paper's layouts, from metrics rows (metrics.csv).
+
+Table 1: rows = the paper's baselines and ours (direct, social_retrieval, mf_llm, mf_mdp), then the
+floors (persistence, transition_only, regression, oracle); columns = metrics per setting.
+Table 2: mf_mdp against its ablations (no_lct_state, no_lct_policy, no_sampling, pool_resampled).
+Cells are "mean ± spread": the mean over events for each seed, then mean ± standard deviation over
+seeds when a run has several seeds; with one seed, ± the standard deviation over events.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mfmdp.evaluate.bootstrap import paired_bootstrap
+from mfmdp.evaluate.protocol import LOWER_IS_BETTER
+
+TABLE1_METHODS: tuple[str, ...] = ("direct", "social_retrieval", "mf_llm", "mf_mdp",
+                                   "persistence", "transition_only", "regression", "oracle")
+TABLE2_METHODS: tuple[str, ...] = ("mf_mdp", "no_lct_state", "no_lct_policy", "no_sampling", "pool_resampled")
+PRIMARY: tuple[str, ...] = ("kl", "js", "wasserstein", "dtw", "matched_accuracy")
+SECONDARY: tuple[str, ...] = ("kl_step", "macro_f1", "micro_f1", "nll")
+METRIC_TITLES = {"kl": "KL", "js": "JS", "wasserstein": "W1", "dtw": "DTW", "matched_accuracy": "Acc(1-TV)",
+                 "kl_step": "KL/step", "macro_f1": "Macro-F1", "micro_f1": "Micro-F1", "nll": "NLL (nats)"}
+ALL_DIMENSIONS = "mean of 8"
+
+
+def display_names(manifest: dict | None = None) -> dict[str, str]:
+    """Method -> name shown in tables; mf_llm is "mf-synopsis (embedding)" unless the manifest says
+    an LLM summariser ran (manifest["llm_summariser"] true, or manifest["display_names"])."""
+    try:
+        from mfmdp.simulate.methods import METHODS
+
+        names = {k: v.display for k, v in METHODS.items()}
+    except ImportError:  # the simulator package is optional for reading results
+        names = {}
+    names.setdefault("mf_llm", "mf-synopsis (embedding)")
+    manifest = manifest or {}
+    llm = manifest.get("llm_summariser", (manifest.get("config") or {}).get("llm_summariser"))
+    if llm:
+        names["mf_llm"] = "MF-LLM"
+    names.update(manifest.get("display_names") or {})
+    return names
+
+
+def ordered_methods(present: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    return [m for m in wanted if m in set(present)]
+
+
+def _select(metrics: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """Rows of one dimension, or (ALL_DIMENSIONS) the per-row mean over dimensions."""
+    keys = ["setting", "method", "event", "seed"]
+    if dimension == ALL_DIMENSIONS:
+        cols = [c for c in (*PRIMARY, *SECONDARY, "responses", "steps") if c in metrics.columns]
+        return metrics.groupby(keys, as_index=False)[cols].mean()
+    return metrics[metrics["dimension"] == dimension]
+
+
+def summarise(metrics: pd.DataFrame, dimension: str, methods: Sequence[str],
+              settings: Sequence[str], metric_names: Sequence[str]) -> pd.DataFrame:
+    """Tidy summary: method, setting, metric, mean, spread, spread_over, n_events, n_seeds."""
+    df = _select(metrics, dimension)
+    out = []
+    for method in methods:
+        for setting in settings:
+            part = df[(df["method"] == method) & (df["setting"] == setting)]
+            if part.empty:
+                continue
+            per_seed = part.groupby("seed")[list(metric_names)].mean()
+            n_seeds, n_events = len(per_seed), part["event"].nunique()
+            for metric in metric_names:
+                if n_seeds > 1:
+                    vals = per_seed[metric].dropna()
+                    spread_over = "seeds"
+                else:
+                    vals = part[metric].dropna()
+                    spread_over = "events"
+                mean = float(vals.mean()) if len(vals) else float("nan")
+                spread = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+                out.append({"method": method, "setting": setting, "metric": metric, "mean": mean,
+                            "spread": spread, "spread_over": spread_over, "n_events": n_events,
+                            "n_seeds": n_seeds})
+    return pd.DataFrame(out, columns=["method", "setting", "metric", "mean", "spread", "spread_over",
+                                      "n_events", "n_seeds"])
+
+
+def horizon_sizes(metrics: pd.DataFrame) -> dict[str, tuple[float, float, int]]:
+    """Setting -> (mean scored responses, mean steps, events): every horizon is stated in both."""
+    from mfmdp.evaluate.protocol import SETTINGS
+
+    out = {}
+    first = metrics.drop_duplicates(["setting", "event"])
+    for setting in sorted(first["setting"].unique(), key=lambda s: (SETTINGS + (s,)).index(s)):
+        part = first[first["setting"] == setting]
+        out[setting] = (float(part["responses"].mean()), float(part["steps"].mean()), int(len(part)))
+    return out
+
+
+def fmt(mean: float, spread: float, digits: int = 3) -> str:
+    if not np.isfinite(mean):
+        return "–"
+    if not np.isfinite(spread):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+
+def wide_table(summary: pd.DataFrame, methods: Sequence[str], settings: Sequence[str],
+               metric_names: Sequence[str], names: dict[str, str]) -> pd.DataFrame:
+    """Strings for display: rows = method display names, columns = "setting / metric"."""
+    cols = [(s, m) for s in settings for m in metric_names]
+    rows = {}
+    idx = summary.set_index(["method", "setting", "metric"])
+    for method in methods:
+        cells = []
+        for s, m in cols:
+            try:
+                r = idx.loc[(method, s, m)]
+                cells.append(fmt(r["mean"], r["spread"]))
+            except KeyError:
+                cells.append("–")
+        rows[names.get(method, method)] = cells
+    arrows = {m: ("↓" if LOWER_IS_BETTER[m] else "↑") for m in metric_names}
+    header = [f"{s} / {METRIC_TITLES.get(m, m)} {arrows[m]}" for s, m in cols]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=header)
+
+
+def comparisons(metrics: pd.DataFrame, reference: str, methods: Sequence[str], settings: Sequence[str],
+                metric_names: Sequence[str], dimension: str = "state", n_boot: int = 10_000,
+                seed: int = 0) -> pd.DataFrame:
+    """Paired bootstrap over events: reference vs each method (seed-averaged per event, events both
+    have). diff = reference - method (with CI). rel_reduction > 0 means the reference is better:
+    1 - reference / method for lower-is-better metrics, 1 - method / reference for higher-is-better."""
+    df = _select(metrics, dimension)
+    per_event = df.groupby(["setting", "method", "event"])[list(metric_names)].mean()
+    out = []
+    for setting in settings:
+        for method in methods:
+            if method == reference:
+                continue
+            try:
+                a_all = per_event.loc[(setting, reference)]
+                b_all = per_event.loc[(setting, method)]
+            except KeyError:
+                continue
+            common = a_all.index.intersection(b_all.index)
+            if len(common) == 0:
+                continue
+            for metric in metric_names:
+                a = a_all.loc[common, metric].to_numpy()
+                b = b_all.loc[common, metric].to_numpy()
+                lower = LOWER_IS_BETTER[metric]
+                r = paired_bootstrap(a, b, n_boot=n_boot, seed=seed) if lower else paired_bootstrap(b, a, n_boot=n_boot, seed=seed)
+                out.append({"setting": setting, "reference": reference, "method": method, "metric": metric,
+                            "n_events": r["n_events"], "diff": (r["diff"] if lower else -r["diff"]),
+                            "diff_lo": (r["diff_lo"] if lower else -r["diff_hi"]),
+                            "diff_hi": (r["diff_hi"] if lower else -r["diff_lo"]),
+                            "rel_reduction": r["rel_reduction"], "rel_lo": r["rel_lo"], "rel_hi": r["rel_hi"],
+                            "p_value": r["p_value"]})
+    return pd.DataFrame(out)
+
+
+def markdown(df: pd.DataFrame, index_title: str = "method") -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    header = [index_title, *map(str, df.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([str(idx), *(str(v) for v in row.to_list())]) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,381 @@
+"""`mfmdp run experiment.yaml`: data -> annotate -> train -> simulate every method -> evaluate -> report.
+
+The stages compose the packages left to right (data, annotate, transition, policy, simulate,
+evaluate); nothing here is method logic. Trained models, label and embedding caches and every
+simulated run are written under the results directory as they are produced, so an interrupted run
+resumes without redoing finished work, and `--test-data` reuses the trained models on other events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.data.records import Event
+from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
+from mfmdp.simulate.config import ExperimentConfig
+from mfmdp.simulate.methods import MethodSpec, get_method
+from mfmdp.simulate.rundir import RunDir, atomic_write_json, atomic_write_parquet, labels_frame, tree_hash, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedEvent:
+    event: Event
+    steps: Steps
+    labels: Labels  # real labels of every slot (behavior from the data)
+    embeddings: np.ndarray  # float32 [n, D] of every slot's text
+
+
+# --- data ----------------------------------------------------------------------------------------
+def load_events(cfg: ExperimentConfig, path: str | None = None) -> list[Event]:
+    from mfmdp.data import load
+
+    path = path if path is not None else cfg.data.path
+    if path is None:
+        from mfmdp.data.synthetic import generate_events
+
+        syn = cfg.data.synthetic
+        return generate_events(syn.n_events, (syn.min_responses, syn.max_responses), seed=syn.seed)
+    return load(path, progress=True)
+
+
+def split_events(cfg: ExperimentConfig, events: list[Event], out: Path) -> dict[str, list[Event]]:
+    from mfmdp.data.split import load_split, make_split, save_split
+
+    if cfg.data.split:
+        split = load_split(cfg.data.split)
+    else:
+        split = make_split(events, seed=cfg.seed, fractions=cfg.data.fractions)
+    save_split(split, out / "split.json")
+    sides = {side: split.select(events, side) for side in ("train", "validation", "test")}
+    long_enough = cfg.data.min_responses
+    for side, evs in sides.items():
+        evs = [e for e in evs if len(e) >= long_enough]
+        if cfg.data.max_events is not None:
+            evs = evs[: cfg.data.max_events]
+        sides[side] = evs
+    return sides
+
+
+def signal_rule(cfg: ExperimentConfig):
+    return verified_institution_rule if cfg.data.signal_rule == "verified_institution" else None
+
+
+def prepare(cfg: ExperimentConfig, events: list[Event], annotator, encoder, cache: Path) -> list[PreparedEvent]:
+    from mfmdp.data.scenario import load_scenario
+
+    scenario = load_scenario(cfg.data.scenario) if cfg.data.scenario else None
+    if annotator is None:  # "truth": the synthetic generator's ground-truth labels
+        labels = []
+        for e in events:
+            if "labels" not in e.metadata:
+                raise ValueError(f"annotator 'truth' needs ground-truth labels; event {e.id!r} has none")
+            labels.append(e.metadata["labels"])
+    else:
+        from mfmdp.annotate.store import LabelStore, annotate_events
+
+        labels = annotate_events(events, annotator, store=LabelStore(cache / "labels", annotator))
+    out = []
+    for e, lab in zip(events, labels):
+        lab = lab.take(np.arange(lab.n))
+        lab.codes["behavior"] = e.table.behavior.astype(np.int8)
+        steps = make_steps(e, cfg.data.step_size, signal_rule=signal_rule(cfg), scenario=scenario)
+        emb = encoder.encode([str(t) for t in e.table.texts])
+        out.append(PreparedEvent(e, steps, lab, emb))
+    return out
+
+
+# --- training ------------------------------------------------------------------------------------
+def transition_dir(out: Path, lct_state: bool) -> Path:
+    return out / "models" / ("transition" if lct_state else "transition_no_roll")
+
+
+def train_transition(cfg: ExperimentConfig, train: list[PreparedEvent], val: list[PreparedEvent], encoder,
+                     lct_state: bool, out: Path):
+    from mfmdp.transition.features import event_features
+    from mfmdp.transition.model import EventTransformer, TransitionConfig
+    from mfmdp.transition.train import TrainConfig, train as fit
+
+    directory = transition_dir(out, lct_state)
+    if (directory / "training.json").exists():  # written last: the checkpoint is complete
+        return EventTransformer.load(directory)
+    tcfg = dict(cfg.transition)
+    model_kw = tcfg.pop("model", {})
+    train_cfg = TrainConfig(**{**tcfg, "seed": tcfg.get("seed", cfg.seed)})
+    if not lct_state:
+        train_cfg.alpha = 0.0
+    feats = [event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings) for p in train]
+    val_feats = [event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings) for p in val] or None
+    model_cfg = TransitionConfig.for_encoder(cfg.encoder, encoder.dim, **model_kw)
+    model, result = fit(feats, model_cfg, train_cfg, val_feats=val_feats)
+    model.save(directory)
+    atomic_write_json(directory / "training.json", {k: v for k, v in result.__dict__.items()})
+    return model
+
+
+def policy_dir(out: Path, spec: MethodSpec) -> Path:
+    key = f"prior{int(spec.use_prior)}_{spec.context}_lct{int(spec.lct_policy)}_state{int(spec.lct_state)}"
+    return out / "models" / f"policy_{key}"
+
+
+def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEvent], encoder, transition, out: Path):
+    from mfmdp.policy.inputs import PolicyInputs
+    from mfmdp.policy.neural import NeuralPolicy
+    from mfmdp.policy.training import train_neural_policy
+
+    directory = policy_dir(out, spec)
+    if (directory / "trained.json").exists():  # written last: the checkpoint is complete
+        return NeuralPolicy.load(directory, encoder=encoder)
+    pcfg = {**cfg.policy, "seed": cfg.policy.get("seed", cfg.seed)}
+    if not spec.lct_policy:
+        pcfg["lct"] = False
+    inputs = PolicyInputs(use_prior=spec.use_prior, context=spec.context)
+    policy = train_neural_policy(
+        [p.event for p in train], [p.labels for p in train], [p.embeddings for p in train], encoder,
+        transition if (spec.use_prior or spec.lct_policy) else None, inputs=inputs, config=pcfg,
+        steps=[p.steps for p in train],
+    )
+    policy.save(directory)
+    atomic_write_json(directory / "trained.json", {"method_key": directory.name, "inputs": inputs.model_dump()})
+    return policy
+
+
+# --- simulation ----------------------------------------------------------------------------------
+@dataclass
+class Models:
+    """Everything trained once and shared by the simulations (picklable, for Ray)."""
+
+    encoder: object
+    annotator: object | None
+    transitions: dict[bool, object]  # lct_state -> EventTransformer
+    policies: dict[tuple, object]  # MethodSpec.policy_key -> Policy
+    regression: object | None
+
+
+def make_replay_for(cfg: ExperimentConfig, p: PreparedEvent, encoder):
+    from mfmdp.simulate.replay import make_replay
+    from mfmdp.transition.features import event_features
+
+    feats = event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings)
+    return make_replay(p.event, p.steps, p.labels, p.embeddings, feats.schedule, cfg.simulation.warmup_steps)
+
+
+def simulate_method(cfg: ExperimentConfig, spec: MethodSpec, replay, models: Models, seed: int):
+    """(Labels of every slot, per-step trajectory frame or None) for one method, event and seed."""
+    from mfmdp.simulate import floors
+    from mfmdp.simulate.loop import LoopParts, simulate
+    from mfmdp.simulate.replay import resample_pool
+
+    sim = cfg.simulation
+    if spec.floor == "persistence":
+        return floors.persistence(replay, seed), None
+    if spec.floor == "regression":
+        return models.regression.sample(replay, seed), None
+    if spec.floor == "transition_only":
+        labels, forecasts = floors.transition_only(replay, models.transitions[True], seed)
+        return labels, pd.DataFrame({f"m_hat_{k}": forecasts[:, i] for i, k in enumerate(DIMENSIONS["state"])})
+    if spec.floor is not None:
+        raise ValueError(f"floor {spec.floor!r} is computed by the evaluator, not simulated")
+    if spec.pool == "warmup":
+        replay = resample_pool(replay, seed)
+    parts = LoopParts(
+        policy=models.policies[spec.policy_key],
+        annotator=models.annotator,
+        encoder=models.encoder,
+        transition=models.transitions[spec.lct_state] if spec.needs_transition else None,
+        context=spec.context,
+        candidates=sim.candidates if spec.reselect else 1,
+        horizon=sim.horizon,
+        beta=sim.beta,
+        gamma=sim.gamma,
+        synopsis_decay=sim.synopsis_decay,
+        social_k=sim.social_k,
+    )
+    res = simulate(replay, parts, seed)
+    traj = {"step": np.arange(replay.n_steps), "chosen": res.chosen}
+    for i, k in enumerate(DIMENSIONS["state"]):
+        traj[f"m_hat_{k}"] = res.m_hat[:, i]
+        traj[f"m_{k}"] = res.m_realised[:, i]
+    for j in range(res.values.shape[1]):
+        traj[f"V_{j}"] = res.values[:, j]
+    frame = pd.DataFrame(traj)
+    frame.attrs["texts"] = res.texts
+    return res.labels, frame
+
+
+def policy_nll(cfg: ExperimentConfig, spec: MethodSpec, p: PreparedEvent, models: Models) -> np.ndarray:
+    """Per-slot NLL (nats) of the real (state, behavior) under the method's policy, teacher-forced
+    on the real history: an evaluation of the policy, separate from the blind simulation."""
+    from mfmdp.policy.base import StepContext
+    from mfmdp.policy.dataset import add_forecasts, prepare_event
+
+    nll = np.full(len(p.event), np.nan)
+    policy = models.policies.get(spec.policy_key)
+    if policy is None or spec.floor is not None:
+        return nll
+    ev = prepare_event(p.event, p.steps, p.labels, p.embeddings, models.encoder, context=spec.context,
+                       decay=cfg.simulation.synopsis_decay, social_k=cfg.simulation.social_k)
+    transition = models.transitions.get(spec.lct_state) if spec.needs_transition else None
+    if transition is not None:
+        add_forecasts(ev, transition)
+    agent_slots = np.flatnonzero(~p.steps.is_signal)
+    S = len(DIMENSIONS["state"])
+    for t in range(cfg.simulation.warmup_steps, ev.n_steps):
+        rows = ev.agents(t)
+        if rows.stop == rows.start:
+            continue
+        ctx = StepContext(
+            t=t, topic=ev.topic, m_hat=ev.m_hat[t] if ev.m_hat is not None else np.full(S, 1.0 / S),
+            synopsis=ev.context[t], synopsis_text="", signal=ev.schedule.signals[t], signal_texts=[],
+            time=ev.schedule.time[t], profiles=ev.profiles[rows],
+        )
+        nll[agent_slots[rows]] = policy.nll(ctx, ev.states[rows], ev.behaviors[rows])
+    return nll
+
+
+# --- the whole run -------------------------------------------------------------------------------
+def _write_sim(rd: RunDir, p: PreparedEvent, replay, method: str, seed: int, labels: Labels,
+               traj: pd.DataFrame | None, nll: np.ndarray) -> None:
+    df = labels_frame(labels, p.steps.step_of(), p.steps.is_signal, replay.warmup_slots)
+    texts = traj.attrs.get("texts") if traj is not None else None
+    df["text"] = texts if texts is not None else [None] * len(df)
+    df["nll"] = nll
+    if traj is not None:
+        atomic_write_parquet(rd.trajectory_path(p.event.id, method, seed), traj)
+    atomic_write_parquet(rd.sim_path(p.event.id, method, seed), df)
+
+
+def _run_tasks(cfg: ExperimentConfig, tasks: list[tuple[str, str, int]], replays: dict, models: Models):
+    """Yield ((event_id, method, seed), (labels, trajectory)) for every task, locally or on Ray."""
+    if cfg.executor.kind == "ray":
+        from mfmdp.simulate.distributed import run_on_ray
+
+        yield from run_on_ray(cfg, tasks, replays, models)
+        return
+    import torch
+
+    torch.set_num_threads(cfg.executor.torch_threads)
+    for eid, method, seed in tasks:
+        yield (eid, method, seed), simulate_method(cfg, get_method(method), replays[eid], models, seed)
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None = None, progress: bool = True) -> Path:
+    """Run (or resume) an experiment into `out`; returns the report path."""
+    from rich.progress import Progress
+
+    from mfmdp.annotate.registry import get_annotator
+    from mfmdp.evaluate.reversal import fit_reversal_thresholds
+    from mfmdp.evaluate.report import write_report
+    from mfmdp.simulate import floors
+    from mfmdp.simulate.scenario import signal_coverage
+    from mfmdp.transition.encoders import get_encoder
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(out)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False))
+    stage_seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - clock, 2)
+        clock = now
+
+    events = load_events(cfg)
+    sides = split_events(cfg, events, out)
+    if test_data is not None:
+        sides["test"] = [e for e in load_events(cfg, test_data) if len(e) >= cfg.data.min_responses]
+    lap("load")
+    log.info("events: %s", {k: len(v) for k, v in sides.items()})
+    if not sides["test"]:
+        raise ValueError("no test events (after the split and the min_responses filter)")
+    if not sides["train"]:
+        raise ValueError("no training events (after the split and the min_responses filter)")
+
+    cache = out / "cache"
+    encoder = get_encoder(cfg.encoder, cache_dir=str(cache / "embeddings"))
+    annotator = None if cfg.annotator == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
+    prepared = {side: prepare(cfg, evs, annotator, encoder, cache) for side, evs in sides.items()}
+    lap("annotate+encode")
+
+    specs = [get_method(m) for m in cfg.methods if m != "oracle"]
+    need_roll = {s.lct_state for s in specs if s.needs_transition or (s.floor is None and s.lct_policy)}
+    transitions = {flag: train_transition(cfg, prepared["train"], prepared["validation"], encoder, flag, out)
+                   for flag in sorted(need_roll, reverse=True)}
+    lap("train_transition")
+    policies = {}
+    for spec in specs:
+        if spec.floor is None and spec.policy_key not in policies:
+            policies[spec.policy_key] = train_policy(cfg, spec, prepared["train"], encoder,
+                                                     transitions.get(spec.lct_state), out)
+    lap("train_policy")
+
+    train_replays = [make_replay_for(cfg, p, encoder) for p in prepared["train"]]
+    regression = floors.RegressionFloor(window=cfg.evaluation.window).fit(train_replays, [p.labels for p in prepared["train"]])
+    thresholds = fit_reversal_thresholds(
+        [p.labels.codes["state"][floors.scored_slots(r)] for p, r in zip(prepared["train"], train_replays)],
+        cfg.evaluation.window)
+    thresholds.save(out / "reversal_thresholds.json")
+    models = Models(encoder, annotator, transitions, policies, regression)
+
+    replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared["test"]}
+    by_id = {p.event.id: p for p in prepared["test"]}
+    for eid, p in by_id.items():
+        if not rd.real_path(eid).exists():
+            atomic_write_parquet(rd.real_path(eid), labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
+                                                                 replays[eid].warmup_slots))
+    tasks = [(eid, s.name, seed) for eid in by_id if not rd.is_done(eid) for s in specs
+             for seed in cfg.simulation.seeds if not rd.sim_path(eid, s.name, seed).exists()]
+    pending = {eid: sum(1 for t in tasks if t[0] == eid) for eid in by_id}
+    nll_cache: dict[tuple, np.ndarray] = {}
+    lap("prepare_simulation")
+    with Progress(disable=not progress, transient=False) as bar:
+        task = bar.add_task("simulating", total=len(tasks))
+        for (eid, method, seed), (labels, traj) in _run_tasks(cfg, tasks, replays, models):
+            spec = get_method(method)
+            key = (eid, spec.policy_key, spec.lct_state)
+            if spec.floor is None and key not in nll_cache:
+                nll_cache[key] = policy_nll(cfg, spec, by_id[eid], models)
+            nll = nll_cache.get(key, np.full(len(by_id[eid].event), np.nan)) if spec.floor is None else np.full(len(by_id[eid].event), np.nan)
+            _write_sim(rd, by_id[eid], replays[eid], method, seed, labels, traj, nll)
+            pending[eid] -= 1
+            if pending[eid] == 0:
+                atomic_write_json(rd.done_path(eid), {"methods": [s.name for s in specs], "seeds": cfg.simulation.seeds})
+            bar.update(task, advance=1, description=f"{method} {eid} seed {seed}")
+    for eid in by_id:
+        if not rd.is_done(eid):
+            atomic_write_json(rd.done_path(eid), {"methods": [s.name for s in specs], "seeds": cfg.simulation.seeds})
+    lap("simulate")
+
+    data_paths = [Path(p) for p in (cfg.data.path, test_data) if p]
+    write_manifest(
+        out, cfg.model_dump(mode="json"), cfg.simulation.seeds,
+        data_hash=tree_hash(data_paths) if data_paths else f"synthetic:{cfg.data.synthetic.model_dump_json()}",
+        checkpoints={str(d.relative_to(out)): tree_hash([d]) for d in sorted((out / "models").glob("*")) if d.is_dir()},
+        extra={
+            "split": {k: [p.event.id for p in v] for k, v in prepared.items()},
+            "annotator": cfg.annotator,
+            "display_names": {s.name: s.display for s in specs},
+            "stage_seconds": stage_seconds,
+            # read by scenarios: a model that never saw a signal cannot react to an injected one
+            "signals_seen": signal_coverage([p.steps for p in prepared["train"]]),
+        },
+    )
+    report = write_report(out, thresholds=thresholds, window=cfg.evaluation.window)
+    lap("evaluate")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["stage_seconds"] = stage_seconds
+    atomic_write_json(out / "manifest.json", manifest)
+    return report

@@ -1,0 +1,135 @@
+"""OpenAI-compatible chat backend over plain HTTP (hosted APIs, vLLM, llama.cpp servers).
+
+Uses only the standard library, so it works without extras. Configuration comes from arguments or
+the environment (MFMDP_LLM_BASE_URL, MFMDP_LLM_MODEL, MFMDP_LLM_API_KEY). The API key is sent in
+the Authorization header and nowhere else: it is not part of `name`, `describe()`, repr or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from typing import Sequence
+
+from mfmdp.llm.base import ChatModelBase, Completion, Message
+from mfmdp.llm.errors import LLMError, TransientLLMError
+
+ENV_BASE_URL = "MFMDP_LLM_BASE_URL"
+ENV_MODEL = "MFMDP_LLM_MODEL"
+ENV_API_KEY = "MFMDP_LLM_API_KEY"
+TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIChatModel(ChatModelBase):
+    """POST {base_url}/chat/completions. `base_url` ends in /v1 (e.g. http://localhost:8000/v1)."""
+
+    native_n = True  # one request returns n samples
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_concurrency: int = 8,
+        default_params: dict | None = None,
+    ) -> None:
+        base_url = base_url or os.environ.get(ENV_BASE_URL)
+        model = model or os.environ.get(ENV_MODEL)
+        if not base_url:
+            raise ValueError(f"no LLM base URL: pass base_url or set {ENV_BASE_URL} "
+                             "(e.g. http://localhost:8000/v1 for a vLLM server)")
+        if not model:
+            raise ValueError(f"no LLM model name: pass model or set {ENV_MODEL}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
+        self.timeout = timeout
+        self.max_concurrency = max_concurrency
+        self.default_params = dict(default_params or {})
+        self.name = f"openai:{self.model}"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIChatModel(base_url={self.base_url!r}, model={self.model!r})"
+
+    def describe(self) -> dict:
+        """What a run manifest may record about this backend (no secrets)."""
+        return {"backend": "openai", "base_url": self.base_url, "model": self.model,
+                "timeout": self.timeout, "max_concurrency": self.max_concurrency}
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    def _post(self, payload: dict) -> dict:
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        req = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"),
+                                     headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read()[:300].decode("utf-8", "replace")
+            retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
+            msg = f"HTTP {e.code} from {url}: {detail}"
+            if e.code in TRANSIENT_STATUS:
+                raise TransientLLMError(msg, retry_after) from None
+            raise LLMError(msg) from None
+        except (socket.timeout, TimeoutError) as e:
+            raise TransientLLMError(f"timeout after {self.timeout}s from {url}") from e
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, (socket.timeout, TimeoutError)):
+                raise TransientLLMError(f"timeout after {self.timeout}s from {url}") from e
+            raise TransientLLMError(f"cannot reach {url}: {e.reason}") from e
+        except (ConnectionError, OSError) as e:
+            raise TransientLLMError(f"connection to {url} failed: {e}") from e
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            raise TransientLLMError(f"non-JSON body from {url}: {body[:200]!r}") from None
+
+    def _payload(self, messages: Sequence[Message], kw: dict) -> dict:
+        params = dict(self.default_params)
+        params.update({k: v for k, v in kw.items() if v is not None})
+        return {"model": self.model, "messages": list(messages), **params}
+
+    @staticmethod
+    def _choice(data: dict, choice: dict) -> Completion:
+        try:
+            text = choice["message"]["content"] or ""
+        except (KeyError, TypeError):
+            raise TransientLLMError(f"malformed chat completion (no message content): {str(data)[:200]}")
+        tokens = None
+        lp = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+        if lp:
+            tokens = [(t["token"], float(t["logprob"]),
+                       {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []})
+                      for t in lp]
+        return Completion(text, tokens, {"finish_reason": choice.get("finish_reason")})
+
+    def complete_full(self, messages: Sequence[Message], **kw) -> Completion:
+        data = self._post(self._payload(messages, kw))
+        choices = data.get("choices") or []
+        if not choices:
+            raise TransientLLMError(f"chat completion without choices: {str(data)[:200]}")
+        return self._choice(data, choices[0])
+
+    def sample(self, messages: Sequence[Message], n: int, **kw) -> list[Completion]:
+        data = self._post(self._payload(messages, dict(kw, n=n)))
+        out = [self._choice(data, c) for c in data.get("choices") or []]
+        if len(out) != n:  # some servers ignore n: top up with single calls
+            seed = kw.pop("seed", None)
+            while len(out) < n:
+                s = None if seed is None else seed + len(out)
+                out.append(self.complete_full(messages, **dict(kw, seed=s)))
+        return out[:n]
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,149 @@
+"""Algorithm 1: one simulation loop over steps with injected components.
+
+Warm-up (t < t_warm) replays the real actions; after it the policy acts for each step's active
+agents (time and profile from the data only), the realised state histogram m_t feeds f_psi at t+1,
+and the synopsis r_t is updated from the realised responses' cached embeddings. Signal slots are
+replayed verbatim and never simulated. Every baseline and ablation is this loop with other parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mfmdp.annotate.base import Annotator
+from mfmdp.annotate.schema import DIMENSIONS, STATES, TEXT_DIMENSIONS, Labels
+from mfmdp.meanfield.histogram import normalise, step_counts
+from mfmdp.meanfield.synopsis import EmbeddingSynopsis
+from mfmdp.policy.base import Policy, StepContext
+from mfmdp.policy.reselection import select_candidate
+from mfmdp.simulate.context import SocialContext
+from mfmdp.simulate.replay import Replay
+from mfmdp.transition.api import TransitionModel
+
+S = len(STATES)
+
+
+@dataclass
+class LoopParts:
+    """The injected components and switches that make one method out of the loop."""
+
+    policy: Policy
+    annotator: Annotator  # labels realised texts when the policy does not supply labels
+    encoder: object  # TextEncoder: embeds realised texts that come without embeddings
+    transition: TransitionModel | None = None  # None: no forecast (prior is uniform)
+    context: str = "synopsis"  # what r_{t-1} is: "synopsis" | "social" | "none"
+    candidates: int = 1  # J; > 1 turns on rollout-scored reselection (needs a transition model)
+    horizon: int = 30  # K
+    beta: float = 1.0
+    gamma: float = 0.95
+    synopsis_decay: float = 0.8
+    social_k: int = 8
+
+
+@dataclass
+class SimResult:
+    labels: Labels  # every slot: revealed slots keep their real labels, the rest are simulated
+    texts: list[str]
+    m_hat: np.ndarray  # float [T, S] forecasts (uniform where no transition model)
+    m_realised: np.ndarray  # float [T, S]
+    chosen: np.ndarray  # int [T] chosen candidate (-1 during warm-up)
+    values: np.ndarray  # float [T, J] rollout costs V_j (nan where not scored)
+    extra: dict = field(default_factory=dict)
+
+
+def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
+    rng = np.random.default_rng(seed)
+    n, T = replay.n_slots, replay.n_steps
+    warm_steps = replay.warmup_steps
+    J = parts.candidates if parts.transition is not None else 1
+    dim = replay.revealed_embeddings.shape[1]
+
+    labels = Labels.empty(n)
+    texts: list[str] = [""] * n
+    embeddings = np.zeros((n, dim), dtype=np.float32)
+    for pos, slot in enumerate(replay.revealed):
+        texts[slot] = replay.revealed_texts[pos]
+    for d in DIMENSIONS:
+        labels.codes[d][replay.revealed] = replay.revealed_labels.codes[d]
+    labels.confidence[replay.revealed] = replay.revealed_labels.confidence
+    embeddings[replay.revealed] = replay.revealed_embeddings
+
+    session = parts.transition.session(replay.schedule, batch=1) if parts.transition else None
+    synopsis = EmbeddingSynopsis(dim, decay=parts.synopsis_decay)
+    synopsis.reset()
+    social = SocialContext(dim, k=parts.social_k)
+
+    m_prev = np.full(S, 1.0 / S)
+    r_prev = np.zeros(dim, dtype=np.float32)
+    m_hat_all = np.full((T, S), 1.0 / S)
+    m_real_all = np.zeros((T, S))
+    chosen = np.full(T, -1, dtype=np.int64)
+    values = np.full((T, max(J, 1)), np.nan)
+
+    for t in range(T):
+        lo, hi = int(replay.bounds[t]), int(replay.bounds[t + 1])
+        if session is not None:
+            m_hat = session.step(m_prev[None], r_prev[None])[0]
+        else:
+            m_hat = np.full(S, 1.0 / S)
+        m_hat_all[t] = m_hat
+
+        if t >= warm_steps:
+            agents = lo + np.flatnonzero(~replay.is_signal[lo:hi])
+            if len(agents):
+                ctx_vec = {"synopsis": r_prev, "social": social.vector(), "none": np.zeros(dim, np.float32)}[parts.context]
+                profiles = replay.profiles[agents]
+                ctx = StepContext(
+                    t=t,
+                    topic=replay.topic,
+                    m_hat=m_hat,
+                    synopsis=ctx_vec,
+                    synopsis_text=synopsis.text if parts.context == "synopsis" else "",
+                    signal=replay.schedule.signals[t],
+                    signal_texts=replay.signal_texts[t],
+                    time=replay.schedule.time[t],
+                    profiles=profiles,
+                    seconds=replay.times[agents],
+                )
+                proposal = parts.policy.propose(ctx, J, rng)
+                j = 0
+                if J > 1:
+                    j, v = select_candidate(session, proposal.mixes, r_prev, k=parts.horizon, beta=parts.beta,
+                                            gamma=parts.gamma, rng=rng, m_hat=m_hat)
+                    values[t, : len(v)] = v
+                chosen[t] = j
+                actions = parts.policy.realise(ctx, proposal, j, rng)
+                _write_actions(labels, texts, embeddings, agents, actions, parts, replay.topic)
+
+        step_slots = np.arange(lo, hi)
+        agent_mask = ~replay.is_signal[lo:hi]
+        counts = step_counts(labels.codes["state"][lo:hi], np.array([0, hi - lo]), S, mask=agent_mask)
+        m_t = normalise(counts)[0]
+        m_real_all[t] = m_t
+        r_t = synopsis.update(embeddings[lo:hi], [texts[i] for i in step_slots])
+        social.add(embeddings[lo:hi], [texts[i] for i in step_slots])
+        m_prev, r_prev = m_t, np.asarray(r_t, dtype=np.float32)
+
+    return SimResult(labels, texts, m_hat_all, m_real_all, chosen, values)
+
+
+def _write_actions(labels: Labels, texts, embeddings, agents, actions, parts: LoopParts, topic: str) -> None:
+    """Store the realised actions; text dimensions come from the policy (retrieval carries the pool
+    annotator's labels) or from the annotator run on the realised texts."""
+    for i, slot in enumerate(agents):
+        texts[slot] = actions.texts[i]
+    given = actions.extra.get("labels")
+    if given is None:
+        given = parts.annotator.annotate(actions.texts, topic)
+    for d in TEXT_DIMENSIONS:
+        labels.codes[d][agents] = given.codes[d]
+    labels.confidence[agents] = given.confidence
+    # The sampled action defines state and behavior, whatever the text's annotation says.
+    labels.codes["state"][agents] = actions.states
+    labels.codes["behavior"][agents] = actions.behaviors
+    emb = actions.embeddings
+    if emb is None:
+        emb = parts.encoder.encode(actions.texts)
+    embeddings[agents] = emb

@@ -1,0 +1,66 @@
+"""`mfmdp data stats | convert | split` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from data_fixtures import checked_event, dump, weibo_event, write_covid
+from mfmdp.cli import app
+from mfmdp.data.split import load_split
+
+runner = CliRunner()
+KEYS = {"id", "format", "responses", "steps", "shares", "comments", "skipped", "first_time", "last_time"}
+
+
+def _data(tmp_path):
+    root = tmp_path / "data"
+    dump(root / "a.json", checked_event("c1"))
+    write_covid(root / "covid")
+    dump(root / "w.json", weibo_event())
+    return root
+
+
+def test_stats_json(tmp_path):
+    root = _data(tmp_path)
+    res = runner.invoke(app, ["data", "stats", str(root), "--json", "--step-size", "2"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert set(doc) == {"events", "total_responses"}
+    assert all(set(e) == KEYS for e in doc["events"])
+    by_id = {e["id"]: e for e in doc["events"]}
+    c1 = by_id["c1"]
+    assert (c1["format"], c1["responses"], c1["steps"], c1["shares"], c1["comments"], c1["skipped"]) == \
+        ("checked", 5, 3, 2, 3, 1)
+    assert c1["first_time"] == "2020-03-09T03:26:00+00:00" and c1["last_time"] == "2020-03-11T02:07:00+00:00"
+    assert doc["total_responses"] == sum(e["responses"] for e in doc["events"]) == 5 + 5 + 3
+
+
+def test_stats_table_and_errors(tmp_path):
+    root = _data(tmp_path)
+    res = runner.invoke(app, ["data", "stats", str(root)])
+    assert res.exit_code == 0, res.output
+    assert "3 events, 13 responses" in res.output and "skipped records" in res.output
+    bad = dump(tmp_path / "bad.json", {"hello": 1})
+    res = runner.invoke(app, ["data", "stats", str(bad)])
+    assert res.exit_code == 2 and "unknown format" in " ".join(res.output.split())  # rich may wrap lines
+
+
+def test_convert_then_stats_and_split_from_cache(tmp_path):
+    root = _data(tmp_path)
+    out = tmp_path / "cache"
+    res = runner.invoke(app, ["data", "convert", str(root), str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "index.json").is_file() and (out / "responses.parquet").is_file()
+    direct = json.loads(runner.invoke(app, ["data", "stats", str(root), "--json"]).stdout)
+    cached = json.loads(runner.invoke(app, ["data", "stats", str(out), "--json"]).stdout)
+    assert cached == direct
+    split_file = tmp_path / "split.json"
+    res = runner.invoke(app, ["data", "split", str(out), "--out", str(split_file), "--seed", "3",
+                              "--fractions", "0.34", "0.33", "0.33"])
+    assert res.exit_code == 0, res.output
+    s = load_split(split_file)
+    assert s.seed == 3 and set(s.assignments) == {e["id"] for e in direct["events"]}
+    res = runner.invoke(app, ["data", "split", str(out), "--out", str(split_file), "--fractions", "1", "1", "1"])
+    assert res.exit_code == 2 and "fractions" in res.output

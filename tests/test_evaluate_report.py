@@ -1,0 +1,122 @@
+"""Run-directory evaluation, write_report and `mfmdp evaluate` on tiny run dirs the tests write."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from evaluate_helpers import make_run_dir
+from mfmdp.cli import app
+from mfmdp.evaluate.report import write_report
+from mfmdp.evaluate.reversal import ReversalThresholds
+from mfmdp.evaluate.runs import METRICS_CSV_COLUMNS, evaluate_run
+from mfmdp.evaluate.tables import display_names
+
+FAST = dict(n_events=2, n=700, seeds=(0, 1))
+
+
+def _strict_json(text):
+    def bad(token):
+        raise ValueError(f"non-standard JSON constant {token}")
+    return json.loads(text, parse_constant=bad)
+
+
+def test_evaluate_run_scores_every_file_and_adds_the_oracle(tmp_path):
+    run = make_run_dir(tmp_path / "run", **FAST)
+    ev = evaluate_run(run, thresholds=ReversalThresholds(0.3, 2), show_progress=False)
+    m = ev.metrics
+    assert tuple(m.columns) == METRICS_CSV_COLUMNS
+    assert set(m["method"]) == {"direct", "mf_mdp", "persistence", "no_sampling", "oracle"}
+    assert set(m["seed"]) == {0, 1} and set(m["event"]) == {"ev0", "ev1"}
+    # ev0 reverses (negative -> positive) and ev1 does not: only ev0 has the reversal setting
+    assert set(m.loc[m["setting"] == "reversal", "event"]) == {"ev0"}
+    long_state = m[(m["setting"] == "long") & (m["dimension"] == "state")].groupby("method")["kl"].mean()
+    assert long_state["mf_mdp"] < long_state["persistence"] < long_state["direct"]
+    np.testing.assert_allclose(m.loc[m["method"] == "mf_mdp", "nll"], 0.9)
+    rev = ev.reversals[(ev.reversals["event"] == "ev0") & (ev.reversals["method"] == "mf_mdp")]
+    assert rev["same_direction"].all()
+
+
+def test_write_report_writes_tables_plots_and_pages(tmp_path):
+    run = make_run_dir(tmp_path / "run", **FAST)
+    out = write_report(run, max_event_plots=1, n_boot=200)
+    assert out == run / "report.html"
+    for name in ("metrics.csv", "report.md", "summary.json", "tables/table1_state.csv", "tables/table1_all.csv",
+                 "tables/table2_state.csv", "tables/comparisons.csv", "tables/reversals.csv", "plots/radar.png"):
+        assert (run / name).is_file(), name
+    t1 = pd.read_csv(run / "tables/table1_state.csv", index_col=0)
+    assert list(t1.index) == ["Direct", "MF-MDP", "Persistence", "Oracle"]  # Table 1 order
+    assert any(c.startswith("short / KL") for c in t1.columns) and any(c.startswith("long / DTW") for c in t1.columns)
+    t2 = pd.read_csv(run / "tables/table2_state.csv", index_col=0)
+    assert list(t2.index) == ["MF-MDP", "w/o Sampling"]
+    html = out.read_text()
+    imgs = [s.split('"')[0] for s in html.split('<img src="')[1:]]
+    assert "plots/radar.png" in imgs and len(imgs) == 3  # radar + one event's two plots
+    assert all((run / i).is_file() for i in imgs)
+    summary = _strict_json((run / "summary.json").read_text())
+    assert summary["horizons"]["short"][0] == 300
+    assert "MF-MDP" in (run / "report.md").read_text()
+    assert pd.read_csv(run / "metrics.csv").shape[0] == len(evaluate_run(run, show_progress=False).metrics)
+
+
+def test_bad_run_dirs_fail_naming_the_file(tmp_path):
+    with pytest.raises(ValueError, match="no events/ folder"):
+        evaluate_run(tmp_path, show_progress=False)
+    run = make_run_dir(tmp_path / "run", n_events=1, n=400, seeds=(0,), methods={"mf_mdp": 0.1})
+    sim = run / "events/ev0/sim__mf_mdp__seed0.parquet"
+    pd.read_parquet(sim).iloc[:-5].to_parquet(sim, index=False)
+    with pytest.raises(ValueError, match="sim__mf_mdp__seed0.parquet: slots differ"):
+        evaluate_run(run, show_progress=False)
+    df = pd.read_parquet(run / "events/ev0/real.parquet").drop(columns=["stance"])
+    df.to_parquet(run / "events/ev0/real.parquet", index=False)
+    with pytest.raises(ValueError, match="real.parquet: missing label column"):
+        evaluate_run(run, show_progress=False)
+
+
+def test_display_name_of_mf_llm_depends_on_the_summariser():
+    assert display_names({})["mf_llm"] == "mf-synopsis (embedding)"
+    assert display_names({"llm_summariser": True})["mf_llm"] == "MF-LLM"
+
+
+def test_cli_evaluate_prints_table1_and_writes_outputs(tmp_path):
+    run = make_run_dir(tmp_path / "run", **FAST)
+    train = make_run_dir(tmp_path / "train", n_events=3, n=900, seeds=(0,), methods={"mf_mdp": 0.1})
+    runner = CliRunner()
+    res = runner.invoke(app, ["evaluate", str(run), "--fit-thresholds-on", str(train), "--max-event-plots", "0",
+                              "--n-boot", "100", "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert "Table 1" in res.output and "MF-MDP" in res.output
+    assert (run / "reversal_thresholds.json").is_file() and (run / "report.html").is_file()
+    assert _strict_json((tmp_path / "s.json").read_text())["thresholds"]["source"].startswith("real events of train")
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "not a directory" in res.output
+    res = runner.invoke(app, ["evaluate", str(tmp_path)])
+    assert res.exit_code == 1 and "no events/ folder" in res.output
+
+
+def test_reads_run_dirs_written_by_the_simulators_writer(tmp_path):
+    """The agreed layout as mfmdp.simulate.rundir writes it (real + sim frames) is read back as written."""
+    rundir = pytest.importorskip("mfmdp.simulate.rundir")
+    from mfmdp.annotate.schema import DIMENSIONS, Labels
+
+    rng = np.random.default_rng(0)
+    n, warm = 500, 160
+    real = Labels({d: rng.integers(0, len(v), n) for d, v in DIMENSIONS.items()})
+    sim = Labels({d: rng.integers(0, len(v), n) for d, v in DIMENSIONS.items()})
+    steps_of = np.arange(n) // 16
+    is_signal = np.zeros(n, dtype=bool)
+    is_signal[300] = True
+    rd = rundir.RunDir(tmp_path / "run")
+    rundir.atomic_write_parquet(rd.real_path("topic/1"), rundir.labels_frame(real, steps_of, is_signal, warm))
+    frame = rundir.labels_frame(sim, steps_of, is_signal, warm)
+    frame["nll"] = 1.5
+    rundir.atomic_write_parquet(rd.sim_path("topic/1", "mf_mdp", 3), frame)
+    ev = evaluate_run(tmp_path / "run", thresholds=ReversalThresholds(0.3, 2), show_progress=False)
+    m = ev.metrics
+    assert set(m["method"]) == {"mf_mdp", "oracle"} and set(m["seed"]) == {3}
+    row = m[(m["method"] == "mf_mdp") & (m["setting"] == "long") & (m["dimension"] == "state")].iloc[0]
+    assert row["responses"] == n - warm - 1 and row["nll"] == pytest.approx(1.5)

@@ -1,0 +1,206 @@
+"""Algorithm 1 with fake components: mechanics, warm-up replay, reselection wiring, leakage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from mfmdp.annotate.schema import DIMENSIONS, STATES, Labels
+from mfmdp.data.records import Event, Profile, Response, SourcePost
+from mfmdp.data.stepping import make_steps, verified_institution_rule
+from mfmdp.policy.base import Actions, Proposal
+from mfmdp.simulate import floors
+from mfmdp.simulate.loop import LoopParts, simulate
+from mfmdp.simulate.replay import make_replay
+from mfmdp.transition.api import Schedule
+
+S = len(STATES)
+D = 4
+
+
+def make_event(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    rs = []
+    for i in range(n):
+        official = i % 50 == 25
+        prof = Profile(followers=int(rng.integers(1, 1000)), verified=official, verified_type=1 if official else -1,
+                       screen_name="gov" if official else None)
+        rs.append(Response(f"r{i:04d}", t0 + timedelta(seconds=10 * i), f"u{i}", f"text {i}",
+                           "comment" if i % 3 else "share", profile=prof))
+    event = Event("e1", "generic", SourcePost("s", t0, "src", "topic"), rs)
+    labels = Labels({d: rng.integers(0, len(v), n).astype(np.int8) for d, v in DIMENSIONS.items()})
+    labels.codes["behavior"] = event.table.behavior.copy()
+    emb = rng.normal(size=(n, D)).astype(np.float32)
+    return event, labels, emb
+
+
+def schedule_for(steps):
+    T = len(steps)
+    return Schedule(np.zeros((T, 3), np.float32), np.zeros((T, D), np.float32), np.arange(T, dtype=np.float32)[:, None])
+
+
+class FakeSession:
+    """Persistence forecaster: m^_t = m_{t-1}; rollouts carry the candidate mix forward."""
+
+    def __init__(self, T):
+        self.t, self.batch, self.T = 0, 1, T
+
+    def step(self, m_prev, r_prev):
+        self.t += 1
+        return np.asarray(m_prev, float)
+
+    def fork(self, copies):
+        s = FakeSession(self.T)
+        s.t, s.batch = self.t, self.batch * copies
+        return s
+
+    def rollout(self, m_first, r_frozen, k):
+        return np.repeat(np.asarray(m_first, float)[:, None, :], k, axis=1)
+
+    def rollout_torch(self, m_first, r_frozen, k):  # pragma: no cover - unused here
+        raise NotImplementedError
+
+
+class FakeTransition:
+    n_states, synopsis_dim = S, D
+
+    def session(self, schedule, batch=1):
+        return FakeSession(len(schedule))
+
+
+class FakePolicy:
+    """Candidate j puts its mass on state j % S; realised states sampled from it."""
+
+    name = "fake"
+
+    def propose(self, ctx, n_candidates, rng):
+        n = len(ctx.profiles)
+        probs = np.full((n_candidates, n, S), 0.05)
+        for j in range(n_candidates):
+            probs[j, :, j % S] = 0.9
+        return Proposal(probs / probs.sum(-1, keepdims=True))
+
+    def realise(self, ctx, proposal, j, rng):
+        q = proposal.state_probs[j]
+        states = np.array([rng.choice(S, p=row) for row in q], dtype=np.int8)
+        behaviors = rng.integers(0, 2, len(states)).astype(np.int8)
+        texts = [f"sim {s}" for s in states]
+        lab = Labels({d: np.zeros(len(states), np.int8) for d in DIMENSIONS})
+        return Actions(states, behaviors, texts, np.ones((len(states), D), np.float32), extra={"labels": lab})
+
+    def nll(self, ctx, states, behaviors):
+        return np.zeros(len(states))
+
+
+class NoAnnotator:
+    name = "none"
+
+    def annotate(self, texts, topic, behaviors=None):  # pragma: no cover - labels come with actions
+        raise AssertionError("the policy supplies labels")
+
+
+def build(seed=0, warmup=3):
+    event, labels, emb = make_event(seed=seed)
+    steps = make_steps(event, 16, signal_rule=verified_institution_rule)
+    replay = make_replay(event, steps, labels, emb, schedule_for(steps), warmup)
+    return event, labels, emb, steps, replay
+
+
+def parts(**kw):
+    base = dict(policy=FakePolicy(), annotator=NoAnnotator(), encoder=None, transition=FakeTransition())
+    base.update(kw)
+    return LoopParts(**base)
+
+
+def test_warmup_and_signals_are_replayed_and_rest_simulated():
+    event, labels, emb, steps, replay = build()
+    res = simulate(replay, parts(), seed=1)
+    warm = replay.warmup_slots
+    assert np.array_equal(res.labels.codes["state"][:warm], labels.codes["state"][:warm])
+    sig = np.flatnonzero(steps.is_signal)
+    assert len(sig) > 0
+    assert np.array_equal(res.labels.codes["state"][sig], labels.codes["state"][sig])
+    assert all(res.texts[i] == event.responses[i].text for i in sig)
+    sim = np.setdiff1d(np.arange(warm, len(event)), sig)
+    assert all(res.texts[i].startswith("sim") for i in sim)
+    assert (res.chosen[: replay.warmup_steps] == -1).all() and (res.chosen[replay.warmup_steps :] >= 0).all()
+
+
+def test_realised_histogram_feeds_next_forecast():
+    _, _, _, steps, replay = build()
+    res = simulate(replay, parts(), seed=2)
+    # FakeSession forecasts m^_t = m_{t-1}: the realised histogram of the previous step.
+    assert np.allclose(res.m_hat[1:], res.m_realised[:-1])
+
+
+def test_same_seed_same_result_and_seed_matters():
+    _, _, _, _, replay = build()
+    a = simulate(replay, parts(candidates=3), seed=5)
+    b = simulate(replay, parts(candidates=3), seed=5)
+    c = simulate(replay, parts(candidates=3), seed=6)
+    assert np.array_equal(a.labels.codes["state"], b.labels.codes["state"])
+    assert not np.array_equal(a.labels.codes["state"], c.labels.codes["state"])
+
+
+def test_blind_to_real_actions_after_warmup():
+    """The leakage rule: permuting real texts, behaviors and labels after warm-up changes nothing."""
+    event, labels, emb, steps, replay = build(warmup=3)
+    base = simulate(replay, parts(candidates=1), seed=3)
+    warm = replay.warmup_slots
+    rng = np.random.default_rng(9)
+    hidden = np.setdiff1d(np.arange(warm, len(event)), np.flatnonzero(steps.is_signal))
+    perm = rng.permutation(hidden)
+    labels2 = labels.take(np.arange(len(event)))
+    for d in DIMENSIONS:
+        labels2.codes[d][hidden] = labels.codes[d][perm]
+    for i, j in zip(hidden, perm):
+        event.responses[i].text = "leak " + event.responses[j].text
+        event.responses[i].behavior = "share"
+    event.__dict__.pop("table", None)
+    emb2 = emb.copy()
+    emb2[hidden] = emb[perm] * 3
+    replay2 = make_replay(event, steps, labels2, emb2, replay.schedule, 3)
+    other = simulate(replay2, parts(candidates=1), seed=3)
+    for d in DIMENSIONS:
+        assert np.array_equal(base.labels.codes[d], other.labels.codes[d])
+    assert base.texts == other.texts
+    assert np.array_equal(base.m_hat, other.m_hat)
+
+
+def test_floors_emit_labels_on_scored_slots_only():
+    event, labels, emb, steps, replay = build()
+    scored = floors.scored_slots(replay)
+    p = floors.persistence(replay, seed=0)
+    assert (p.codes["state"][scored] >= 0).all()
+    assert np.array_equal(p.codes["state"][: replay.warmup_slots], labels.codes["state"][: replay.warmup_slots])
+    reg = floors.RegressionFloor().fit([replay], [labels])
+    r = reg.sample(replay, seed=0)
+    assert (r.codes["sentiment"][scored] >= 0).all()
+    lab, fc = floors.transition_only(replay, FakeTransition(), seed=0)
+    assert fc.shape == (replay.n_steps, S) and (lab.codes["state"][scored] >= 0).all()
+
+
+def test_pool_resampled_draws_profiles_from_warmup_agents():
+    from mfmdp.simulate.replay import resample_pool
+
+    _, _, _, steps, replay = build()
+    rep2 = resample_pool(replay, seed=0)
+    warm_rows = {tuple(r) for r in replay.profiles[: replay.warmup_slots][~replay.is_signal[: replay.warmup_slots]]}
+    later = floors.scored_slots(replay)
+    assert all(tuple(r) in warm_rows for r in rep2.profiles[later])
+    # f_psi's pooled profile input is rebuilt from the redrawn agents (mean of their features).
+    t = replay.warmup_steps
+    sl = slice(int(replay.bounds[t]), int(replay.bounds[t + 1]))
+    agents = rep2.profiles[sl][~replay.is_signal[sl]]
+    assert np.allclose(rep2.schedule.profiles[t, :-1], agents.mean(axis=0), atol=1e-6)
+    assert np.array_equal(rep2.profiles[: replay.warmup_slots], replay.profiles[: replay.warmup_slots])
+
+
+def test_warmup_must_leave_steps_to_simulate():
+    event, labels, emb = make_event(n=40)
+    steps = make_steps(event, 16)
+    with pytest.raises(ValueError, match="warm-up"):
+        make_replay(event, steps, labels, emb, schedule_for(steps), 3)

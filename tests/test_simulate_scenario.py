@@ -1,0 +1,159 @@
+"""What-if scenarios with a tiny trained run: injected signals, paired baseline, plot, summary, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from experiment_helpers import trained_tiny_run
+from mfmdp.annotate.schema import Labels
+from mfmdp.data.records import Signal
+from mfmdp.data.scenario import write_scenario
+from mfmdp.data.stepping import make_steps
+from mfmdp.data.synthetic import generate_event, write_synthetic
+from mfmdp.simulate.scenario import (coverage_warning, effect_summary, load_trained, run_scenario, signal_coverage,
+                                     simulate_event, windowed_states)
+
+CLARIFICATION = "【澄清】网传消息系不实信息，请勿传播。"
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    return trained_tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def rumor():
+    return generate_event("rumor_debunked", n_responses=320, seed=21)
+
+
+def signal_at(event, slot: int, text: str = CLARIFICATION) -> Signal:
+    return Signal(event.responses[slot].time, "官方辟谣", text)
+
+
+def test_windowed_states_counts_only_known_agent_states():
+    codes = np.array([0, 0, 2, -1, 1, 2, 0, 0], dtype=np.int8)
+    agent = np.array([True, True, True, True, True, False, True, True])
+    centres, shares = windowed_states(codes, agent, window=2, stride=2)
+    # known agent slots: 0,1,2,4,6,7 -> windows (0,1), (2,4), (6,7)
+    assert centres.tolist() == [1, 4, 7]
+    assert np.allclose(shares, [[1, 0, 0], [0, 0.5, 0.5], [1, 0, 0]])
+
+
+def test_signal_coverage_and_warning(rumor):
+    with_signal = make_steps(rumor, 16, scenario=[signal_at(rumor, 250)])  # its own debunk is at slot 102
+    without = make_steps(rumor, 16)
+    empty = make_steps(generate_event("steady_support", n_responses=64, seed=0, signal=None), 16)
+    cov = signal_coverage([with_signal, empty])
+    assert cov["train_steps_with_signals"] >= 2  # the event's own debunk + the injected one
+    assert cov["train_events_with_signals"] == 1 and cov["train_events"] == 2
+    assert coverage_warning(cov) is None
+    none = signal_coverage([empty])
+    assert none["train_steps_with_signals"] == 0
+    assert "never saw" in coverage_warning(none)
+    assert "cannot tell" in coverage_warning(None)
+    assert signal_coverage([without])["train_steps_with_signals"] >= 1
+
+
+def test_scenario_is_paired_with_the_baseline(run_root, rumor):
+    run = load_trained(run_root, methods=["mf_mdp"])
+    assert run.signals_seen["train_steps"] > 0
+    injected_slot = 120
+    outcome = simulate_event(run, rumor, [signal_at(rumor, injected_slot)], "mf_mdp", seeds=[0, 1])
+    step = outcome.injected[0]["step"]
+    assert step == injected_slot // 16 or step == injected_slot // 16 - 1
+    start = int(outcome.bounds[step])
+    for seed in (0, 1):
+        base, scen = outcome.baseline[seed].codes["state"], outcome.scenario[seed].codes["state"]
+        assert np.array_equal(base[:start], scen[:start])  # same seed: identical before the signal
+    assert any(not np.array_equal(outcome.baseline[s].codes["state"][start:], outcome.scenario[s].codes["state"][start:])
+               for s in (0, 1)), "the injected signal changed nothing"
+    summary = effect_summary(outcome)
+    assert summary["identical_before_injection"] is True
+    assert summary["from_slot"] == max(start, outcome.warmup_slots)
+    assert summary["effect_mean"] == pytest.approx(summary["net_polarity_scenario"] - summary["net_polarity_baseline"])
+    assert summary["effect_p10"] <= summary["effect_mean"] <= summary["effect_p90"]
+
+
+def test_run_scenario_writes_trajectories_plot_summary_manifest(run_root, rumor, tmp_path):
+    run = load_trained(run_root, methods=["mf_mdp"])
+    signals = [signal_at(rumor, 20), signal_at(rumor, 150)]  # the first falls in the warm-up
+    out = tmp_path / "scen"
+    summary = run_scenario(run, [rumor], signals, out, method="mf_mdp", seeds=[0, 1], progress=False)
+    ev_dir = out / "events" / rumor.id
+    for kind in ("baseline", "scenario"):
+        for seed in (0, 1):
+            df = pd.read_parquet(ev_dir / f"{kind}__mf_mdp__seed{seed}.parquet")
+            assert len(df) == len(rumor) and {"state", "text", "warmup", "is_signal"} <= set(df.columns)
+            assert (ev_dir / f"trajectory_{kind}__mf_mdp__seed{seed}.parquet").is_file()
+    assert (ev_dir / "real.parquet").is_file()
+    png = out / summary["plots"][0]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["method"] == "mf_mdp" and len(on_disk["signals"]) == 2
+    assert any("warm-up" in w for w in on_disk["warnings"])
+    ev = on_disk["events"][0]
+    assert ev["identical_before_injection"] and ev["responses_compared"] > 0
+    assert [s["step"] for s in ev["injected"]] == sorted(s["step"] for s in ev["injected"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "scenario" and manifest["seeds"] == [0, 1]
+
+
+def test_models_that_never_saw_signals_are_warned_about(run_root, rumor, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    shutil.copytree(run_root / "models", run_dir / "models")
+    shutil.copy(run_root / "config.yaml", run_dir / "config.yaml")
+    manifest = json.loads((run_root / "manifest.json").read_text())
+    manifest["signals_seen"] = {"train_steps": 40, "train_steps_with_signals": 0, "train_events_with_signals": 0,
+                                "train_events": 2}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    run = load_trained(run_dir, methods=["mf_mdp"])
+    with caplog.at_level("WARNING"):
+        summary = run_scenario(run, [rumor], [signal_at(rumor, 150)], tmp_path / "out", seeds=[0], progress=False)
+    assert any("never saw an exogenous signal" in w for w in summary["warnings"])
+    assert "never saw an exogenous signal" in caplog.text
+
+
+def test_floors_without_signal_input_are_refused(run_root):
+    with pytest.raises(ValueError, match="never reads exogenous signals"):
+        load_trained(run_root, methods=["persistence"])
+
+
+def test_cli_simulate_with_scenario(run_root, rumor, tmp_path):
+    from mfmdp.cli import app
+
+    events = write_synthetic([rumor], tmp_path / "events.jsonl")
+    scenario = write_scenario([signal_at(rumor, 150)], tmp_path / "s.jsonl")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--scenario", str(scenario),
+                                   "--seeds", "0,1", "--out", str(out), "--event", rumor.id])
+    assert res.exit_code == 0, res.output
+    assert "effect" in res.output and (out / "summary.json").is_file()
+    assert len(list((out / "plots").glob("*.png"))) == 1
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"time": "2020-01-01T00:00:00+08:00", "source": "gov"}\n')
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--scenario", str(bad), "--out", str(out)])
+    assert res.exit_code == 2 and "bad.jsonl" in res.output and "text" in res.output
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--event", "nope", "--out", str(out)])
+    assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_cli_without_scenario_simulates_baseline_only(run_root, rumor, tmp_path):
+    from mfmdp.cli import app
+
+    events = write_synthetic([rumor], tmp_path / "events.jsonl")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--seeds", "3", "--out", str(out),
+                                   "--method", "direct"])
+    assert res.exit_code == 0, res.output
+    ev_dir = out / "events" / rumor.id
+    assert (ev_dir / "baseline__direct__seed3.parquet").is_file()
+    assert not list(ev_dir.glob("scenario__*"))
+    sim = pd.read_parquet(ev_dir / "baseline__direct__seed3.parquet")
+    assert Labels({"state": sim["state"].to_numpy(np.int8)}).n == len(rumor)

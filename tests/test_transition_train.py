@@ -1,0 +1,115 @@
+"""Per-event features and training: leak-free schedule, L_seq + alpha L_roll, evaluation report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mfmdp.data.stepping import make_steps, verified_institution_rule
+from mfmdp.data.synthetic import generate_event
+from mfmdp.meanfield.histogram import normalise, step_counts
+from mfmdp.transition.encoders import get_encoder
+from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, event_features
+from mfmdp.transition.train import TrainConfig, evaluate, make_batch, train
+from tests.transition_helpers import tiny_config, toy_features
+
+
+@pytest.fixture(scope="module")
+def synthetic_event():
+    return generate_event("rumor_debunked", 400, seed=1)
+
+
+def test_event_features_shapes_and_histograms(synthetic_event):
+    ev = synthetic_event
+    steps = make_steps(ev, 16, signal_rule=verified_institution_rule)
+    codes = ev.metadata["labels"].codes["state"]
+    enc = get_encoder("hash:32")
+    f = event_features(ev, steps, codes, enc)
+    T = len(steps)
+    assert f.schedule.profiles.shape == (T, PROFILE_DIM) and f.schedule.time.shape == (T, TIME_DIM)
+    assert f.schedule.signals.shape == (T, 33) and f.r.shape == (T, 32) and f.m.shape == (T, 3)
+    assert np.isfinite(f.schedule.time).all() and (f.schedule.time >= 0).all()
+    np.testing.assert_allclose(f.m, normalise(step_counts(codes, steps.bounds, 3, mask=~steps.is_signal)), atol=1e-6)
+    sig_steps = np.unique(steps.step_of()[steps.is_signal])
+    assert len(sig_steps) and (f.schedule.signals[sig_steps, -1] > 0).all()
+    others = np.setdiff1d(np.arange(T), [t for t, s in enumerate(steps.signals) if s])
+    assert not f.schedule.signals[others].any()
+    r_prev, m_prev = f.teacher_inputs()
+    np.testing.assert_allclose(m_prev[0], 1 / 3) and np.testing.assert_array_equal(m_prev[1:], f.m[:-1])
+
+
+def test_schedule_is_blind_to_texts_behaviors_and_labels(synthetic_event):
+    """The leakage rule: the schedule depends only on time, profile and signals."""
+    ev = synthetic_event
+    steps = make_steps(ev, 16, signal_rule=verified_institution_rule)
+    enc = get_encoder("hash:32")
+    codes = ev.metadata["labels"].codes["state"]
+    a = event_features(ev, steps, codes, enc)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(ev.responses))
+    texts = [r.text for r in ev.responses]
+    behaviors = [r.behavior for r in ev.responses]
+    for i, r in enumerate(ev.responses):
+        if not steps.is_signal[i]:
+            r.text, r.behavior = texts[perm[i]], behaviors[perm[i]]
+    ev.__dict__.pop("table", None)
+    try:
+        b = event_features(ev, steps, codes[perm], enc)
+        for name in ("profiles", "signals", "time"):
+            np.testing.assert_array_equal(getattr(a.schedule, name), getattr(b.schedule, name))
+    finally:
+        for r, t, bh in zip(ev.responses, texts, behaviors):
+            r.text, r.behavior = t, bh
+        ev.__dict__.pop("table", None)
+
+
+def test_bad_codes_length_is_named(synthetic_event):
+    steps = make_steps(synthetic_event, 16)
+    with pytest.raises(ValueError, match="state codes have shape"):
+        event_features(synthetic_event, steps, np.zeros(3, np.int8), get_encoder("hash:32"))
+
+
+def test_training_reduces_loss_and_reports():
+    feats = toy_features(12, 30, seed=0)
+    cfg = TrainConfig(epochs=6, lr=3e-3, alpha=1.0, horizon=6, starts_per_event=4, events_per_batch=4,
+                      patience=10, seed=0, threads=1)
+    untrained_model = None
+    torch.manual_seed(cfg.seed)
+    from mfmdp.transition.model import EventTransformer
+
+    untrained_model = EventTransformer(tiny_config(window=8))
+    before = evaluate(untrained_model, feats[:3], 6, 4)
+    model, res = train(feats[3:], tiny_config(window=8), cfg, val_feats=feats[:3], progress=False)
+    after = res.validation
+    assert res.history[-1]["train_seq"] < res.history[0]["train_seq"]
+    assert after["seq_kl"] < before["seq_kl"] and after["roll_kl"] < before["roll_kl"]
+    assert len(after["roll_kl_per_k"]) == 6 and len(after["skill_per_k"]) == 6
+    assert 0 <= after["ece_teacher_forced"] <= 1
+    assert res.best_epoch >= 1 and set(res.val_events) == {"toy0", "toy1", "toy2"}
+
+
+def test_training_is_seeded_and_alpha_zero_skips_rollouts():
+    feats = toy_features(6, 20, seed=1)
+    cfg = TrainConfig(epochs=2, lr=1e-3, alpha=0.0, horizon=4, starts_per_event=2, events_per_batch=3, seed=5,
+                      threads=1, val_fraction=0.34)
+    m1, r1 = train(feats, tiny_config(), cfg, progress=False)
+    m2, r2 = train(feats, tiny_config(), cfg, progress=False)
+    drop = lambda h: {k: v for k, v in h.items() if k not in ("seconds", "train_roll")}  # noqa: E731 (nan != nan)
+    assert [drop(h) for h in r1.history] == [drop(h) for h in r2.history]
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    assert all(np.isnan(h["train_roll"]) for h in r1.history)  # no L_roll computed at alpha = 0
+    assert len(r1.val_events) == 2 and not set(r1.val_events) & set(r1.train_events)
+
+
+def test_rollout_loss_gradient_reaches_the_model():
+    feats = toy_features(2, 16, seed=2)
+    from mfmdp.transition.model import EventTransformer
+    from mfmdp.transition.train import losses
+
+    model = EventTransformer(tiny_config())
+    batch = make_batch(feats, None, np.random.default_rng(0))
+    out = losses(model, batch, 5, 3, alpha=1.0, rng=np.random.default_rng(0))
+    out["roll"].backward()
+    assert model.in_proj.weight.grad.abs().sum() > 0 and model.blocks[0].qkv.weight.grad.abs().sum() > 0
