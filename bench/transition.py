@@ -1,7 +1,7 @@
 """Benchmark f_psi: training on the shared Weibo events with and without L_roll, and the cost of
 stepping a 4,000- and a 40,000-response event (synthetic) through the incremental session.
 
-    python bench/transition.py --json bench_transition.json            # full (~30 min on 2 cores)
+    python bench/transition.py --json bench_transition.json --cache /tmp/labels   # full (~25 min on 2 cores)
     python bench/transition.py --json bench_transition.json --quick    # sub-minute smoke run
 
 Training data: ../shared/data (CED, COVID-19 Weibo rumor, CHECKED), split by date per format
@@ -91,7 +91,8 @@ def train_both(train_f, val_f, encoder, args):
     for name, alpha in (("with_roll", args.alpha), ("without_roll", 0.0)):
         tcfg = TrainConfig(epochs=args.epochs, alpha=alpha, horizon=args.horizon, seed=args.seed,
                            max_seconds=args.time_budget, threads=args.threads, patience=args.patience,
-                           lr=args.lr, crop=args.crop)
+                           lr=args.lr, crop=args.crop, starts_per_event=args.starts,
+                           roll_start_epoch=args.roll_start_epoch)
         model, res = train(train_f, mcfg, tcfg, val_feats=val_f, progress=not args.quiet)
         v = res.validation
         out[name] = {"train_seconds": round(res.seconds, 1), "epochs_run": len(res.history), "best_epoch": res.best_epoch,
@@ -170,6 +171,8 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--horizon", type=int, default=30)
     ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--starts", type=int, default=4, help="L_roll start points per event and epoch")
+    ap.add_argument("--roll-start-epoch", type=int, default=2, help="epochs of L_seq alone before L_roll joins")
     ap.add_argument("--crop", type=int, default=512)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads while training (1: see TrainConfig.threads)")
@@ -182,6 +185,7 @@ def main() -> None:
         args.time_budget = 15 if args.quick else 420
     if args.quick:
         args.horizon = min(args.horizon, 10)
+        args.roll_start_epoch = min(args.roll_start_epoch, 1)  # 2 epochs: L_roll in the second
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("mfmdp.transition.train").setLevel(logging.INFO)  # one line per epoch
     if not args.data.is_dir():

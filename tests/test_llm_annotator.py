@@ -65,11 +65,10 @@ def test_cache_key_includes_model_and_prompt_version(tmp_path):
     assert fake_a.calls == 1
     LLMAnnotator(fake_b, cache_dir=tmp_path).annotate(TEXTS, TOPIC)
     assert fake_b.calls == 1
-    custom = tmp_path / "annotate_v2.txt"
     from mfmdp.llm.prompts import load_prompt
 
-    custom.write_text(load_prompt("annotate").body and
-                      "# version: my-v2\n" + load_prompt("annotate").body, encoding="utf-8")
+    custom = tmp_path / "annotate_v2.txt"  # same body, new version: new cache keys
+    custom.write_text("# version: my-v2\n" + load_prompt("annotate").body, encoding="utf-8")
     LLMAnnotator(fake_a, cache_dir=tmp_path, config=LLMAnnotatorConfig(prompt_path=str(custom))).annotate(TEXTS, TOPIC)
     assert fake_a.calls == 2
 

@@ -98,3 +98,13 @@ def test_transient_errors_during_proposals_are_retried():
 def test_bad_candidate_count():
     with FakeOpenAIServer() as srv, pytest.raises(ValueError, match="n_candidates"):
         policy(srv).propose(ctx(), 0, np.random.default_rng(0))
+
+
+def test_from_env(monkeypatch):
+    with FakeOpenAIServer(default=("json", cycling(ACTIONS))) as srv:
+        monkeypatch.setenv("MFMDP_LLM_BASE_URL", srv.base_url)
+        monkeypatch.setenv("MFMDP_LLM_MODEL", "served")
+        p = OpenAIPolicy.from_env(PolicyInputs(context="none"), n_samples=1)
+        assert p.name.startswith("openai[openai:served") and p.config.inputs.context == "none"
+        p.propose(ctx(1), 1, np.random.default_rng(0))
+        assert "（不提供）" in srv.requests[0]["messages"][0]["content"]  # context "none" hides the synopsis

@@ -119,6 +119,17 @@ def test_models_that_never_saw_signals_are_warned_about(run_root, rumor, tmp_pat
     assert "never saw an exogenous signal" in caplog.text
 
 
+def test_signal_coverage_is_recounted_for_runs_without_it(run_root, tmp_path):
+    run_dir = tmp_path / "old_run"
+    shutil.copytree(run_root / "models", run_dir / "models")
+    for name in ("config.yaml", "split.json"):
+        shutil.copy(run_root / name, run_dir / name)
+    manifest = json.loads((run_root / "manifest.json").read_text())
+    recorded = manifest.pop("signals_seen")
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert load_trained(run_dir, methods=["mf_mdp"]).signals_seen == recorded
+
+
 def test_floors_without_signal_input_are_refused(run_root):
     with pytest.raises(ValueError, match="never reads exogenous signals"):
         load_trained(run_root, methods=["persistence"])
@@ -157,3 +168,37 @@ def test_cli_without_scenario_simulates_baseline_only(run_root, rumor, tmp_path)
     assert not list(ev_dir.glob("scenario__*"))
     sim = pd.read_parquet(ev_dir / "baseline__direct__seed3.parquet")
     assert Labels({"state": sim["state"].to_numpy(np.int8)}).n == len(rumor)
+
+
+def test_cli_annotator_override_for_events_without_labels(run_root, rumor, tmp_path):
+    """The tiny run used the generator's ground truth; events without labels need an annotator."""
+    from mfmdp.cli import app
+    from mfmdp.data.generic import write_events
+
+    from dataclasses import replace
+
+    events = tmp_path / "unlabelled.jsonl"
+    write_events([replace(rumor, metadata={k: v for k, v in rumor.metadata.items() if k != "labels"})], events)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--seeds", "0", "--out", str(out)])
+    assert res.exit_code == 2 and "--annotator offline" in res.output
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--seeds", "0", "--out", str(out),
+                                   "--annotator", "offline:nosnownlp"])
+    assert res.exit_code == 0, res.output
+    assert (out / "events" / rumor.id / "baseline__mf_mdp__seed0.parquet").is_file()
+
+
+def test_llm_summariser_of_the_run_is_used(run_root, rumor, tmp_path):
+    """A run configured with an LLM summariser simulates scenarios with it (here the fake backend)."""
+    import yaml
+
+    run_dir = tmp_path / "llm_run"
+    shutil.copytree(run_root / "models", run_dir / "models")
+    shutil.copy(run_root / "manifest.json", run_dir / "manifest.json")
+    cfg = yaml.safe_load((run_root / "config.yaml").read_text())
+    cfg["summariser"] = "llm:fake"
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run = load_trained(run_dir, methods=["mf_mdp"])
+    assert run.models.synopsis_factory is not None
+    summary = run_scenario(run, [rumor], [signal_at(rumor, 150)], tmp_path / "out", seeds=[0], progress=False)
+    assert summary["events"][0]["identical_before_injection"]

@@ -12,7 +12,7 @@ from mfmdp.data.synthetic import generate_events, write_synthetic
 from mfmdp.transition.model import EventTransformer
 
 TINY = ["--d-model", "16", "--layers", "1", "--heads", "2", "--d-ff", "32", "--window", "8", "--K", "4",
-        "--epochs", "2", "--threads", "1", "--quiet", "--encoder", "hash:16", "--set", "starts_per_event=2"]
+        "--epochs", "2", "--threads", "1", "--quiet", "--encoder", "hash:16", "--set", "starts_per_event=2", "--set", "roll_start_epoch=1"]
 
 
 def test_train_transition_cli_truth_labels(tmp_path):
@@ -24,6 +24,7 @@ def test_train_transition_cli_truth_labels(tmp_path):
     report = json.loads((out / "train_report.json").read_text())
     assert report["train_events"] == 3 and report["val_events"] == 1
     assert len(report["history"]) == 2 and report["validation"]["roll_kl"] > 0
+    assert np.isnan(report["history"][0]["train_roll"]) and report["history"][1]["train_roll"] > 0  # warm start
     model = EventTransformer.load(out)
     assert model.cfg.d_model == 16 and model.cfg.encoder == "hash:16" and model.cfg.synopsis_dim == 16
     # the checkpoint steps through a schedule built the same way

@@ -113,3 +113,14 @@ def test_rollout_loss_gradient_reaches_the_model():
     out = losses(model, batch, 5, 3, alpha=1.0, rng=np.random.default_rng(0))
     out["roll"].backward()
     assert model.in_proj.weight.grad.abs().sum() > 0 and model.blocks[0].qkv.weight.grad.abs().sum() > 0
+
+
+def test_warm_start_turns_l_roll_on_later_and_budget_stops_mid_epoch():
+    feats = toy_features(6, 16, seed=3)
+    cfg = TrainConfig(epochs=2, alpha=1.0, roll_start_epoch=1, horizon=3, starts_per_event=2, events_per_batch=2,
+                      seed=0, val_fraction=0.34)
+    _, res = train(feats, tiny_config(), cfg, progress=False)
+    assert np.isnan(res.history[0]["train_roll"]) and np.isfinite(res.history[1]["train_roll"])
+    _, res = train(feats, tiny_config(), TrainConfig(epochs=5, max_seconds=0.0, events_per_batch=1, seed=0),
+                   progress=False)
+    assert len(res.history) == 1 and res.history[0]["batches"] == 1  # stopped after the first batch

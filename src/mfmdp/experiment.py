@@ -129,7 +129,23 @@ def policy_dir(out: Path, spec: MethodSpec) -> Path:
 
 
 def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEvent], encoder, transition, out: Path):
+    """The method's policy: a neural one trained here (reused from RUN_DIR/models when finished), or
+    an LLM backend (hf: a LoRA adapter from `policy_checkpoints`; openai: the configured endpoint)."""
     from mfmdp.policy.inputs import PolicyInputs
+
+    inputs = PolicyInputs(use_prior=spec.use_prior, context=spec.context)
+    if cfg.policy_backend == "hf":
+        from mfmdp.policy.hf import HFPolicy
+
+        directory = cfg.policy_checkpoints.get(spec.name)
+        if directory is None:
+            raise ValueError(f"policy_backend hf: no adapter for method {spec.name!r} in policy_checkpoints "
+                             "(train one with `mfmdp train policy DATA --backend hf`)")
+        return HFPolicy.load(directory)
+    if cfg.policy_backend == "openai":
+        from mfmdp.policy.openai_policy import OpenAIPolicy
+
+        return OpenAIPolicy.from_env(inputs)
     from mfmdp.policy.neural import NeuralPolicy
     from mfmdp.policy.training import train_neural_policy
 
@@ -139,7 +155,6 @@ def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEv
     pcfg = {**cfg.policy, "seed": cfg.policy.get("seed", cfg.seed)}
     if not spec.lct_policy:
         pcfg["lct"] = False
-    inputs = PolicyInputs(use_prior=spec.use_prior, context=spec.context)
     policy = train_neural_policy(
         [p.event for p in train], [p.labels for p in train], [p.embeddings for p in train], encoder,
         transition if (spec.use_prior or spec.lct_policy) else None, inputs=inputs, config=pcfg,
@@ -148,6 +163,19 @@ def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEv
     policy.save(directory)
     atomic_write_json(directory / "trained.json", {"method_key": directory.name, "inputs": inputs.model_dump()})
     return policy
+
+
+def synopsis_factory(cfg: ExperimentConfig, cache: Path):
+    """None for the offline embedding synopsis; an LLM summariser factory for `summariser: llm[:BACKEND]`."""
+    kind, _, backend = cfg.summariser.partition(":")
+    if kind == "embedding" and not backend:
+        return None
+    if kind != "llm":
+        raise ValueError(f"summariser {cfg.summariser!r}: use 'embedding' or 'llm[:BACKEND]' (e.g. llm:openai, llm:fake)")
+    from mfmdp.llm.registry import get_chat_model
+    from mfmdp.meanfield.llm_summary import llm_synopsis_factory
+
+    return llm_synopsis_factory(get_chat_model(backend or "openai"), cache_dir=str(cache / "synopsis"))
 
 
 # --- simulation ----------------------------------------------------------------------------------
@@ -160,6 +188,7 @@ class Models:
     transitions: dict[bool, object]  # lct_state -> EventTransformer
     policies: dict[tuple, object]  # MethodSpec.policy_key -> Policy
     regression: object | None
+    synopsis_factory: object | None = None
 
 
 def make_replay_for(cfg: ExperimentConfig, p: PreparedEvent, encoder):
@@ -200,6 +229,7 @@ def simulate_method(cfg: ExperimentConfig, spec: MethodSpec, replay, models: Mod
         gamma=sim.gamma,
         synopsis_decay=sim.synopsis_decay,
         social_k=sim.social_k,
+        synopsis_factory=models.synopsis_factory,
     )
     res = simulate(replay, parts, seed)
     traj = {"step": np.arange(replay.n_steps), "chosen": res.chosen}
@@ -328,7 +358,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         [p.labels.codes["state"][floors.scored_slots(r)] for p, r in zip(prepared["train"], train_replays)],
         cfg.evaluation.window)
     thresholds.save(out / "reversal_thresholds.json")
-    models = Models(encoder, annotator, transitions, policies, regression)
+    llm_summariser = cfg.summariser != "embedding"
+    models = Models(encoder, annotator, transitions, policies, regression, synopsis_factory(cfg, cache))
 
     replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared["test"]}
     by_id = {p.event.id: p for p in prepared["test"]}
@@ -367,7 +398,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         extra={
             "split": {k: [p.event.id for p in v] for k, v in prepared.items()},
             "annotator": cfg.annotator,
-            "display_names": {s.name: s.display for s in specs},
+            "llm_summariser": llm_summariser,
+            "policy_backend": cfg.policy_backend,
+            "display_names": {s.name: get_method(s.name, llm_summariser).display for s in specs},
             "stage_seconds": stage_seconds,
             # read by scenarios: a model that never saw a signal cannot react to an injected one
             "signals_seen": signal_coverage([p.steps for p in prepared["train"]]),

@@ -36,6 +36,7 @@ def simulate(
     scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", exists=True, dir_okay=False, help="JSONL of signals to inject: {\"time\", \"source\", \"text\"} per line"),
     seeds: str = typer.Option("0,1,2", "--seeds", help="seeds, e.g. 0,1,2 or 0-9"),
     out: Path = typer.Option(Path("scenario-out"), "--out", "-o", help="output directory"),
+    annotator: Optional[str] = typer.Option(None, "--annotator", help="override the run's annotator (e.g. 'offline' for real events when the run used 'truth')"),
 ) -> None:
     """Simulate events with a trained run's models; with --scenario also with the injected signals,
     and compare (PNG with bands over seeds + summary.json)."""
@@ -48,7 +49,7 @@ def simulate(
     seed_list = parse_seeds(seeds)
     try:
         signals = load_scenario(scenario) if scenario is not None else []
-        run = load_trained(run_dir, methods=[method])
+        run = load_trained(run_dir, methods=[method], annotator=annotator)
     except (DataFormatError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
@@ -64,7 +65,8 @@ def simulate(
     try:
         summary = run_scenario(run, events, signals, out, method=method, seeds=seed_list)
     except ValueError as err:
-        console.print(f"[red]error:[/] {err}")
+        hint = " (the run used annotator 'truth': pass --annotator offline)" if "'truth'" in str(err) else ""
+        console.print(f"[red]error:[/] {err}{hint}")
         raise typer.Exit(2) from None
     for msg in summary["warnings"]:
         console.print(f"[yellow]warning:[/] {msg}")

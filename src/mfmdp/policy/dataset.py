@@ -48,9 +48,8 @@ class PolicyEvent:
 def social_context_series(embeddings: np.ndarray, texts: list[str], bounds: np.ndarray, k: int) -> np.ndarray:
     """float32 [T, D]: the social-retrieval vector the simulator would show at step t, built from the
     real responses of steps < t with the simulator's own SocialContext (same rule in both places)."""
-    # Imported here: SocialContext lives with the simulator (a macro channel it maintains online);
-    # training must use the identical rule, so it reuses the class rather than a copy.
-    from mfmdp.simulate.context import SocialContext
+    # Training uses the simulator's own macro channel class, so the rule is identical in both.
+    from mfmdp.meanfield.social import SocialContext
 
     T = len(bounds) - 1
     dim = embeddings.shape[1]

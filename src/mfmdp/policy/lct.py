@@ -201,10 +201,17 @@ def train_policy(
     threads = torch.get_num_threads()
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    # f_psi stays frozen: no gradient reaches its weights (flags restored afterwards)
+    frozen = list(transition.parameters()) if hasattr(transition, "parameters") else []
+    flags = [p.requires_grad for p in frozen]
+    for p in frozen:
+        p.requires_grad_(False)
     try:
         return _train(events, policy_config, cfg, transition, progress)
     finally:
         torch.set_num_threads(threads)
+        for p, flag in zip(frozen, flags):
+            p.requires_grad_(flag)
 
 
 def _train(events, policy_config: NeuralPolicyConfig, cfg: LCTConfig, transition, progress: bool):
@@ -219,9 +226,6 @@ def _train(events, policy_config: NeuralPolicyConfig, cfg: LCTConfig, transition
                 add_forecasts(ev, transition)
     net = PolicyNet(policy_config)
     _fit_standardiser(net, events, rng)
-    if transition is not None and hasattr(transition, "parameters"):
-        for p in transition.parameters():  # f_psi stays frozen
-            p.requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
     t0 = time.perf_counter()

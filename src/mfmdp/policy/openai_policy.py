@@ -59,6 +59,14 @@ class OpenAIPolicy:
         self.name = f"openai[{model.name},prior={int(self.config.inputs.use_prior)},ctx={self.config.inputs.context}]"
         self.stats = Counter()
 
+    @classmethod
+    def from_env(cls, inputs: PolicyInputs | None = None, backend: str = "openai", **config) -> "OpenAIPolicy":
+        """Endpoint from MFMDP_LLM_BASE_URL / MFMDP_LLM_MODEL / MFMDP_LLM_API_KEY (with retries)."""
+        from mfmdp.llm.registry import get_chat_model
+
+        cfg = OpenAIPolicyConfig(inputs=inputs or PolicyInputs(), **config)
+        return cls(get_chat_model(backend), cfg)
+
     # --- sampling -------------------------------------------------------------------------------
     def _request(self, prompt: str, n: int, seed: int) -> list[Completion]:
         kw = dict(temperature=self.config.temperature, max_tokens=self.config.max_tokens, seed=seed)

@@ -64,6 +64,11 @@ class ExperimentConfig(_Strict):
     encoder: str = "hash"
     transition: dict[str, Any] = Field(default_factory=dict)  # passed to the transition trainer's config
     policy: dict[str, Any] = Field(default_factory=dict)  # passed to the policy trainer's config
+    # neural: trained here; hf: LoRA adapters trained by `mfmdp train policy --backend hf`, one per
+    # method in `policy_checkpoints`; openai: an OpenAI-compatible endpoint (MFMDP_LLM_* variables).
+    policy_backend: Literal["neural", "hf", "openai"] = "neural"
+    policy_checkpoints: dict[str, str] = Field(default_factory=dict)  # method -> adapter dir (hf)
+    summariser: str = "embedding"  # embedding | llm | llm:key=value,... (same options as the LLM annotator)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     methods: list[str] = Field(default_factory=lambda: list(METHODS))

@@ -9,6 +9,7 @@ replayed verbatim and never simulated. Every baseline and ablation is this loop 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from mfmdp.meanfield.histogram import normalise, step_counts
 from mfmdp.meanfield.synopsis import EmbeddingSynopsis
 from mfmdp.policy.base import Policy, StepContext
 from mfmdp.policy.reselection import select_candidate
-from mfmdp.simulate.context import SocialContext
+from mfmdp.meanfield.social import SocialContext
 from mfmdp.simulate.replay import Replay
 from mfmdp.transition.api import TransitionModel
 
@@ -40,6 +41,8 @@ class LoopParts:
     gamma: float = 0.95
     synopsis_decay: float = 0.8
     social_k: int = 8
+    # (dim, decay, topic) -> a synopsis (EmbeddingSynopsis by default; an LLM summariser when configured)
+    synopsis_factory: Callable | None = None
 
 
 @dataclass
@@ -71,7 +74,10 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
     embeddings[replay.revealed] = replay.revealed_embeddings
 
     session = parts.transition.session(replay.schedule, batch=1) if parts.transition else None
-    synopsis = EmbeddingSynopsis(dim, decay=parts.synopsis_decay)
+    if parts.synopsis_factory is not None:
+        synopsis = parts.synopsis_factory(dim, decay=parts.synopsis_decay, topic=replay.topic)
+    else:
+        synopsis = EmbeddingSynopsis(dim, decay=parts.synopsis_decay)
     synopsis.reset()
     social = SocialContext(dim, k=parts.social_k)
 
@@ -93,14 +99,14 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
         if t >= warm_steps:
             agents = lo + np.flatnonzero(~replay.is_signal[lo:hi])
             if len(agents):
-                ctx_vec = {"synopsis": r_prev, "social": social.vector(), "none": np.zeros(dim, np.float32)}[parts.context]
+                ctx_vec = _context_vector(parts.context, r_prev, social)
                 profiles = replay.profiles[agents]
                 ctx = StepContext(
                     t=t,
                     topic=replay.topic,
                     m_hat=m_hat,
                     synopsis=ctx_vec,
-                    synopsis_text=synopsis.text if parts.context == "synopsis" else "",
+                    synopsis_text=_context_text(parts.context, synopsis, social),
                     signal=replay.schedule.signals[t],
                     signal_texts=replay.signal_texts[t],
                     time=replay.schedule.time[t],
@@ -127,6 +133,19 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
         m_prev, r_prev = m_t, np.asarray(r_t, dtype=np.float32)
 
     return SimResult(labels, texts, m_hat_all, m_real_all, chosen, values)
+
+
+def _context_vector(kind: str, r_prev: np.ndarray, social: SocialContext) -> np.ndarray:
+    if kind == "synopsis":
+        return r_prev
+    return social.vector() if kind == "social" else np.zeros_like(r_prev)
+
+
+def _context_text(kind: str, synopsis, social: SocialContext) -> str:
+    """The context as text for LLM policies (the neural policy reads only the vector)."""
+    if kind == "synopsis":
+        return synopsis.text
+    return social.text() if kind == "social" else ""
 
 
 def _write_actions(labels: Labels, texts, embeddings, agents, actions, parts: LoopParts, topic: str) -> None:

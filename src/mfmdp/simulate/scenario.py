@@ -70,12 +70,14 @@ class TrainedRun:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",)) -> TrainedRun:
-    """Load RUN_DIR/config.yaml and the checkpoints under RUN_DIR/models needed by `methods`."""
+def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), annotator: str | None = None) -> TrainedRun:
+    """Load RUN_DIR/config.yaml and the checkpoints under RUN_DIR/models needed by `methods`.
+    `annotator` overrides the run's (e.g. models trained on synthetic ground truth, "truth", applied
+    to real events that need the offline annotator for their warm-up labels)."""
     import json
 
     from mfmdp.annotate.registry import get_annotator
-    from mfmdp.experiment import Models, policy_dir, transition_dir
+    from mfmdp.experiment import Models, policy_dir, synopsis_factory, train_policy, transition_dir
     from mfmdp.policy.neural import NeuralPolicy
     from mfmdp.simulate.config import load_config
     from mfmdp.simulate.methods import get_method
@@ -86,9 +88,11 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",)) -> T
     if not (root / "config.yaml").is_file():
         raise FileNotFoundError(f"{root}: not a results directory of `mfmdp run` (config.yaml is missing)")
     cfg = load_config(root / "config.yaml")
+    if annotator is not None:
+        cfg = cfg.model_copy(update={"annotator": annotator})
     cache = root / "cache"
     encoder = get_encoder(cfg.encoder, cache_dir=str(cache / "embeddings"))
-    annotator = None if cfg.annotator == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
+    labeller = None if cfg.annotator == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
     transitions, policies = {}, {}
     for name in methods:
         spec = get_method(name)
@@ -101,6 +105,9 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",)) -> T
                 raise FileNotFoundError(f"{d}: no trained transition model for {name!r} (run `mfmdp run` with "
                                         f"method {name!r} first)")
             transitions[spec.lct_state] = EventTransformer.load(d)
+        if spec.floor is None and spec.policy_key not in policies and cfg.policy_backend != "neural":
+            # LLM backends are loaded (adapter dir / endpoint from the config), never trained here
+            policies[spec.policy_key] = train_policy(cfg, spec, [], encoder, transitions.get(spec.lct_state), root)
         if spec.floor is None and spec.policy_key not in policies:
             d = policy_dir(root, spec)
             if not (d / "trained.json").is_file():
@@ -117,10 +124,12 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",)) -> T
     for name in methods:
         spec = get_method(name)
         policy = policies.get(spec.policy_key)
-        if policy is not None and not policy.config.inputs.use_signals:
+        inputs = getattr(getattr(policy, "config", None), "inputs", None)
+        if inputs is not None and not inputs.use_signals:
             warnings.append(f"method {name!r}: its policy was trained without the signal input c_t; only "
                             "f_psi's forecast can react to the scenario")
-    return TrainedRun(root, cfg, Models(encoder, annotator, transitions, policies, None), coverage, warnings)
+    models = Models(encoder, labeller, transitions, policies, None, synopsis_factory=synopsis_factory(cfg, cache))
+    return TrainedRun(root, cfg, models, coverage, warnings)
 
 
 def recount_coverage(root: Path, cfg) -> dict | None:
@@ -290,16 +299,20 @@ def effect_summary(outcome: EventOutcome) -> dict:
 
 def scenario_plot(outcome: EventOutcome, method_display: str, path: Path, window: int = 128,
                   stride: int | None = None) -> Path:
-    """Net polarity and the three state shares over time: real (grey), baseline and scenario (mean
-    over seeds with a 10-90 % band), warm-up shaded, injected signals as vertical lines."""
+    """Net polarity and the three state shares along the event: real (dotted), baseline and scenario
+    (mean over seeds with a 10-90 % band), warm-up shaded, signals as vertical lines.
+
+    x is the response index (real events have long tails: months of stragglers after a day of
+    activity, which a time axis squeezes into a corner); the top axis gives hours at those indices.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     n_agents = int(outcome.agent.sum())
     window = max(8, min(window, n_agents // 4 or 8))
     stride = stride or max(1, window // 4)
-    t0 = float(outcome.times[0])
-    hours = (outcome.times - t0) / 3600.0
+    slots = np.arange(len(outcome.times), dtype=float)
+    hours = (outcome.times - float(outcome.times[0])) / 3600.0
     real_c, real_s = windowed_states(outcome.real.codes["state"], outcome.agent, window, stride)
     panels = [("net polarity (pos - neg)", None)] + [(f"{s} share", k) for k, s in enumerate(STATES)]
     fig = Figure(figsize=(10, 8.5), layout="constrained")
@@ -307,32 +320,34 @@ def scenario_plot(outcome: EventOutcome, method_display: str, path: Path, window
     runs = [("baseline", outcome.baseline, "#1d3557")]
     if outcome.scenario:
         runs.append(("scenario", outcome.scenario, "#e76f51"))
+    bands = {name: band(labs, outcome.agent, window, stride) for name, labs, _ in runs}
     for ax, (title, k) in zip(axes, panels):
         real_y = real_s[:, 0] - real_s[:, 2] if k is None else real_s[:, k]
-        ax.plot(hours[real_c], real_y, color="#6c757d", lw=1.2, ls=":", label="real")
+        ax.plot(real_c, real_y, color="#6c757d", lw=1.2, ls=":", label="real")
         for name, labs, colour in runs:
-            b = band(labs, outcome.agent, window, stride)
-            x = hours[b["centres"]]
+            b = bands[name]
             mean, lo_, hi_ = ((b["net_mean"], b["net_lo"], b["net_hi"]) if k is None
                               else (b["shares_mean"][:, k], b["shares_lo"][:, k], b["shares_hi"][:, k]))
-            ax.plot(x, mean, color=colour, lw=1.6, label=f"{name} (mean of {len(labs)} seeds)")
-            ax.fill_between(x, lo_, hi_, color=colour, alpha=0.2, lw=0)
-        warm_end = hours[min(outcome.warmup_slots, len(hours) - 1)]
-        ax.axvspan(hours[0], warm_end, color="#adb5bd", alpha=0.25, lw=0)
-        for h in np.unique(np.round(hours[~outcome.agent], 3)):  # signals already in the data
-            ax.axvline(h, color="#6c757d", lw=0.8, ls="-.")
+            ax.plot(b["centres"], mean, color=colour, lw=1.6, label=f"{name} (mean of {len(labs)} seeds)")
+            ax.fill_between(b["centres"], lo_, hi_, color=colour, alpha=0.2, lw=0)
+        ax.axvspan(0, outcome.warmup_slots, color="#adb5bd", alpha=0.25, lw=0)
+        for slot in np.flatnonzero(~outcome.agent):  # signals already in the data
+            ax.axvline(slot, color="#6c757d", lw=0.8, ls="-.")
         for sig in outcome.injected:
-            ax.axvline(sig["hours"], color="#d62828", lw=1.0, ls="--")
+            ax.axvline(int(outcome.bounds[sig["step"]]), color="#d62828", lw=1.0, ls="--")
         ax.set_ylabel(title, fontsize=8)
         ax.set_ylim(-1.05, 1.05) if k is None else ax.set_ylim(0, 1)
+        ax.set_xlim(0, len(slots))
         ax.tick_params(labelsize=7)
-        if hours[-1] > 48:  # long-tailed arrivals: most responses come in the first hours
-            ax.set_xscale("symlog", linthresh=1.0)
-        ax.set_xlim(left=0.0)
+    top = axes[0].secondary_xaxis("top", functions=(lambda x: np.interp(x, slots, hours),
+                                                    lambda h: np.interp(h, hours, slots)))
+    at = hours[np.linspace(0, len(hours) - 1, 7).astype(int)]
+    top.set_ticks(at, labels=[f"{h:.1f} h" if h < 48 else f"{h / 24:.0f} d" for h in at])
+    top.set_xlabel("time since the first response", fontsize=7)
+    top.tick_params(labelsize=6)
     axes[0].legend(fontsize=7, loc="best")
-    axes[-1].set_xlabel("hours since the first response (shaded: warm-up replayed; red dashes: injected signals; "
-                       "grey dash-dots: signals in the data)",
-                        fontsize=8)
+    axes[-1].set_xlabel("response index (shaded: warm-up replayed; red dashes: injected signals, at the start of "
+                        "their step; grey dash-dots: signals in the data)", fontsize=8)
     fig.suptitle(f"{outcome.event_id} - {method_display}: scenario vs baseline "
                  f"(windows of {window} responses, band = {SEED_BAND[0]}-{SEED_BAND[1]} % over seeds)", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -359,7 +374,7 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     out = Path(out)
     rd = RunDir(out)
     cfg = run.cfg
-    spec = get_method(method)
+    spec = get_method(method, llm_summariser=cfg.summariser != "embedding")
     warnings = list(run.warnings)
     w = coverage_warning(run.signals_seen)
     if w and signals:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mfmdp.data.records import PROFILE_FEATURES, Event  # noqa: I001 (before annotate: import cycle)
 from mfmdp.annotate.schema import STATES
+from mfmdp.data.records import PROFILE_FEATURES, Event
 from mfmdp.data.stepping import Steps
 from mfmdp.meanfield.histogram import normalise, step_counts
 from mfmdp.meanfield.synopsis import synopsis_series

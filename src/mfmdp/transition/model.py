@@ -22,7 +22,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import mfmdp.data  # noqa: F401  (before annotate.schema: mfmdp.data <-> annotate import order)
 from mfmdp.annotate.schema import STATES
 from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, signal_dim
 

@@ -35,7 +35,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     alpha: float = 1.0  # weight of L_roll; 0 = w/o LCT-State
     horizon: int = 30  # K
-    starts_per_event: int = 8
+    # L_seq alone for the first epochs, then L_seq + alpha L_roll: an L_roll epoch costs ~10-15x an L_seq
+    # epoch, and from a random start it slowed learning (bench/transition.py figures in the README)
+    roll_start_epoch: int = 2
+    starts_per_event: int = 4
     events_per_batch: int = 8
     crop: int = 512  # longest training segment (steps); longer events are cropped at random each epoch
     patience: int = 5  # epochs without validation improvement before stopping
@@ -331,8 +334,9 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
                     break  # the rest of this epoch is skipped; the model is still validated below
                 seen += 1
                 batch = make_batch(group, cfg.crop, rng)
-                out = losses(model, batch, cfg.horizon, cfg.starts_per_event, cfg.alpha, rng)
-                loss = out["seq"] + (cfg.alpha * out["roll"] if "roll" in out and cfg.alpha > 0 else 0.0)
+                alpha = cfg.alpha if epoch >= cfg.roll_start_epoch else 0.0
+                out = losses(model, batch, cfg.horizon, cfg.starts_per_event, alpha, rng)
+                loss = out["seq"] + (alpha * out["roll"] if "roll" in out and alpha > 0 else 0.0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -354,7 +358,7 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
             if score < best:
                 best, bad, result.best_epoch = score, 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
+            elif epoch >= cfg.roll_start_epoch or cfg.alpha == 0:  # patience counts once L_roll is on
                 bad += 1
                 if bad >= cfg.patience:
                     break

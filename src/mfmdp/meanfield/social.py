@@ -16,6 +16,7 @@ class SocialContext:
     def __init__(self, dim: int, k: int = 8) -> None:
         self.dim, self.k = dim, k
         self.recent: deque[np.ndarray] = deque(maxlen=k)
+        self.recent_texts: deque[str] = deque(maxlen=k)
         self.counts: dict[str, int] = {}
         self.emb: dict[str, np.ndarray] = {}
         self.top: dict[str, int] = {}  # text -> count, the current k most repeated
@@ -23,6 +24,7 @@ class SocialContext:
     def add(self, embeddings: np.ndarray, texts: list[str]) -> None:
         for e, text in zip(embeddings, texts):
             self.recent.append(e)
+            self.recent_texts.append(text)
             c = self.counts.get(text, 0) + 1
             self.counts[text] = c
             if text not in self.emb:
@@ -39,6 +41,12 @@ class SocialContext:
 
     def popular(self) -> list[str]:
         return sorted(self.top, key=self.top.__getitem__, reverse=True)
+
+    def text(self) -> str:
+        """The same context as text, for LLM policies: recent responses, then the most repeated."""
+        recent = [t for t in self.recent_texts if t]
+        popular = [t for t in self.popular() if t]
+        return "最新: " + " | ".join(recent) + "\n热门: " + " | ".join(popular)
 
     def vector(self) -> np.ndarray:
         """Mean embedding of the k most recent and the k most popular responses (zeros when none)."""
