@@ -34,7 +34,7 @@ from mfmdp.data.split import make_split  # noqa: E402
 from mfmdp.policy.dataset import add_forecasts, prepare_event  # noqa: E402
 from mfmdp.policy.inputs import PolicyInputs  # noqa: E402
 from mfmdp.policy.lct import evaluate_policy  # noqa: E402
-from mfmdp.policy.pipeline import Corpus, build_corpus  # noqa: E402
+from mfmdp.policy.pipeline import Corpus  # noqa: E402
 from mfmdp.policy.training import PolicyTrainConfig, train_neural_policy  # noqa: E402
 from mfmdp.transition.encoders import get_encoder  # noqa: E402
 from mfmdp.transition.features import event_features  # noqa: E402

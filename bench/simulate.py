@@ -23,25 +23,12 @@ import json
 import logging
 import multiprocessing as mp
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+from benchutil import REPO, SHARED, rss_mb
 log = logging.getLogger("bench.simulate")
-
-
-def rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_config(quick: bool):

@@ -11,7 +11,7 @@ import torch
 from mfmdp.annotate.schema import Labels
 from mfmdp.policy.base import Policy, StepContext
 from mfmdp.policy.inputs import METHOD_INPUTS, PolicyInputs, inputs_for
-from mfmdp.policy.network import NeuralPolicyConfig, PolicyNet, agent_features
+from mfmdp.policy.network import NeuralPolicyConfig, agent_features
 from mfmdp.policy.neural import NeuralPolicy, sample_categorical
 from mfmdp.policy.retrieval import RetrievalPool
 

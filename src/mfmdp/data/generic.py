@@ -36,6 +36,7 @@ from mfmdp.data.assemble import (
 )
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
+from mfmdp.data.jsonl import iter_jsonl
 from mfmdp.data.records import BEHAVIORS, Event, Response, Signal, SourcePost
 
 log = logging.getLogger(__name__)
@@ -137,18 +138,6 @@ def write_events(events: Iterable[Event], path: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------------------- reading
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(path, f"malformed JSON: {e.msg} (column {e.colno})", f"line {lineno}") from None
-            if not isinstance(rec, dict):
-                raise DataFormatError(path, f"expected a JSON object, got {type(rec).__name__}", f"line {lineno}")
-            yield lineno, rec
 
 
 def _unflatten(row: dict, path: Path, lineno: int) -> dict:
@@ -185,7 +174,7 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict]]:
 def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """(line number, record) pairs of a generic JSONL or CSV file."""
     path = Path(path)
-    return _iter_csv(path) if path.suffix.lower() == ".csv" else _iter_jsonl(path)
+    return _iter_csv(path) if path.suffix.lower() == ".csv" else iter_jsonl(path)
 
 
 class _Pending:

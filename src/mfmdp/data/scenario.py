@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
+from mfmdp.data.jsonl import iter_jsonl
 from mfmdp.data.records import Signal
 
 FIELDS = ("time", "source", "text")
@@ -45,15 +46,8 @@ def load_scenario(path: str | os.PathLike) -> list[Signal]:
     if not path.is_file():
         raise DataFormatError(path, "scenario file not found")
     signals = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(path, f"malformed JSON: {e.msg} (column {e.colno})", f"line {lineno}") from None
-            signals.append(parse_signal(rec, path, f"line {lineno}"))
+    for lineno, rec in iter_jsonl(path):
+        signals.append(parse_signal(rec, path, f"line {lineno}"))
     if not signals:
         raise DataFormatError(path, "the scenario has no signals")
     return sorted(signals, key=lambda s: s.time)

@@ -320,7 +320,7 @@ class HFPolicy:
         """Per example: (-log q(y*), -log pi(b*|y*), sum of text token NLLs, number of text tokens)."""
         torch = self.torch
         seqs, rows, cols, targets, owners = [], [], [], [], []
-        state_rows, beh_rows, prompt_groups = [], [], []
+        state_rows, beh_rows = [], []
         for e_idx, ex in enumerate(examples):
             p = self.prompt_ids(ex.ctx, ex.i)
             base = p + self._head

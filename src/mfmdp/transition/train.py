@@ -35,7 +35,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     alpha: float = 1.0  # weight of L_roll; 0 = w/o LCT-State
     horizon: int = 30  # K
-    # L_seq alone for the first epochs, then L_seq + alpha L_roll: an L_roll epoch costs ~10-15x an L_seq
+    # L_seq alone for the first epochs, then L_seq + alpha L_roll: an L_roll epoch costs ~7-15x an L_seq
     # epoch, and from a random start it slowed learning (bench/transition.py figures in the README)
     roll_start_epoch: int = 2
     starts_per_event: int = 4
