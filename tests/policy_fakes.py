@@ -8,6 +8,7 @@ import torch
 
 from mfmdp.policy.dataset import PolicyEvent
 from mfmdp.transition.api import Schedule
+from mfmdp.transition.features import signal_dim
 
 S = 3
 
@@ -90,7 +91,7 @@ def tiny_event(seed: int = 0, steps: int = 12, per_step: int = 6, dim: int = 8, 
     r_prev = np.concatenate([np.zeros((1, dim), np.float32), r[:-1]])
     m_prev = np.concatenate([np.full((1, S), 1 / S, np.float32), m_real[:-1]])
     schedule = Schedule(profiles=rng.random((T, 11)).astype(np.float32),
-                        signals=np.zeros((T, dim + 1), np.float32),
+                        signals=np.zeros((T, signal_dim(dim)), np.float32),
                         time=(np.arange(T, dtype=np.float32)[:, None] / T).repeat(4, axis=1))
     return PolicyEvent(
         event_id=event_id or f"e{seed}", topic="topic", schedule=schedule, bounds=bounds,

@@ -13,6 +13,7 @@ from mfmdp.policy.inputs import METHOD_INPUTS
 from mfmdp.policy.neural import NeuralPolicy
 from mfmdp.policy.training import train_neural_policy
 from mfmdp.transition.encoders import get_encoder
+from mfmdp.transition.features import signal_dim
 from mfmdp.transition.model import EventTransformer, TransitionConfig
 
 
@@ -23,7 +24,7 @@ def corpus():
     labels = [e.metadata["labels"] for e in events]
     embs = [enc.encode([str(t) for t in e.table.texts]) for e in events]
     torch.manual_seed(0)
-    cfg = TransitionConfig(synopsis_dim=enc.dim, signal_dim=enc.dim + 1, d_model=32, n_layers=1, n_heads=2,
+    cfg = TransitionConfig(synopsis_dim=enc.dim, signal_dim=signal_dim(enc.dim), d_model=32, n_layers=1, n_heads=2,
                            d_ff=64, window=32, dropout=0.0)
     return events, labels, embs, enc, EventTransformer(cfg).eval()
 

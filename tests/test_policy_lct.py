@@ -10,13 +10,14 @@ from mfmdp.policy.dataset import add_forecasts
 from mfmdp.policy.inputs import PolicyInputs
 from mfmdp.policy.lct import (LCTConfig, evaluate_policy, lct_weights, pred_loss, rollout_costs, train_policy)
 from mfmdp.policy.network import NeuralPolicyConfig, PolicyNet
+from mfmdp.transition.features import signal_dim
 from policy_fakes import FakeTransition, tiny_event
 
 DIM = 8
 
 
 def policy_cfg(**inputs):
-    return NeuralPolicyConfig(context_dim=DIM, signal_dim=DIM + 1, time_dim=4, hidden=16, dropout=0.3,
+    return NeuralPolicyConfig(context_dim=DIM, signal_dim=signal_dim(DIM), time_dim=4, hidden=16, dropout=0.3,
                               inputs=PolicyInputs(**inputs))
 
 
@@ -39,7 +40,7 @@ def test_discounted_kl_matches_hand_computation():
 
 def test_pred_loss_gradient_reaches_policy_through_the_rollout():
     ev = tiny_event(0)
-    trans = FakeTransition(DIM, 11 + DIM + 1 + 4)
+    trans = FakeTransition(DIM, 11 + signal_dim(DIM) + 4)
     for p in trans.parameters():
         p.requires_grad_(False)
     add_forecasts(ev, trans)
@@ -60,7 +61,7 @@ def test_pred_loss_gradient_reaches_policy_through_the_rollout():
 def test_rollout_costs_are_lower_for_the_real_future():
     """Feeding the real m_t should cost less than feeding a wrong mix (fake f_psi is persistent)."""
     ev = tiny_event(1, steps=10)
-    trans = FakeTransition(DIM, 11 + DIM + 1 + 4)
+    trans = FakeTransition(DIM, 11 + signal_dim(DIM) + 4)
     ev.m_real[:] = np.array([0.8, 0.15, 0.05], np.float32)  # a constant real trajectory
     session = trans.session(ev.schedule)
     for t in range(3):
@@ -73,7 +74,7 @@ def test_rollout_costs_are_lower_for_the_real_future():
 def test_training_improves_text_nll_and_runs_with_and_without_lct():
     events = [tiny_event(s, steps=14, per_step=8) for s in range(6)]
     held = [tiny_event(100 + s, steps=14, per_step=8) for s in range(2)]
-    trans = FakeTransition(DIM, 11 + DIM + 1 + 4)
+    trans = FakeTransition(DIM, 11 + signal_dim(DIM) + 4)
     for ev in held:
         add_forecasts(ev, trans)
     untrained = evaluate_policy(PolicyNet(policy_cfg()), [add_forecasts(tiny_event(100), trans)])
@@ -104,7 +105,7 @@ def tiny_transformer():
     from mfmdp.transition.model import EventTransformer, TransitionConfig
 
     torch.manual_seed(0)
-    cfg = TransitionConfig(synopsis_dim=DIM, signal_dim=DIM + 1, d_model=16, n_layers=1, n_heads=2, d_ff=32,
+    cfg = TransitionConfig(synopsis_dim=DIM, signal_dim=signal_dim(DIM), d_model=16, n_layers=1, n_heads=2, d_ff=32,
                            window=8, dropout=0.0)
     return EventTransformer(cfg).eval()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mfmdp.policy.reselection import candidate_costs, select_candidate
+from mfmdp.transition.features import signal_dim
 from policy_fakes import FakeTransition, tiny_event
 
 DIM = 8
@@ -12,7 +13,7 @@ DIM = 8
 
 def stepped_session(t: int = 3):
     ev = tiny_event(0)
-    trans = FakeTransition(DIM, 11 + DIM + 1 + 4)
+    trans = FakeTransition(DIM, 11 + signal_dim(DIM) + 4)
     s = trans.session(ev.schedule)
     m_hat = None
     for i in range(t + 1):

@@ -10,7 +10,7 @@ from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.data.synthetic import generate_event
 from mfmdp.meanfield.histogram import normalise, step_counts
 from mfmdp.transition.encoders import get_encoder
-from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, event_features
+from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, event_features, signal_dim
 from mfmdp.transition.train import TrainConfig, evaluate, make_batch, train
 from tests.transition_helpers import tiny_config, toy_features
 
@@ -28,13 +28,15 @@ def test_event_features_shapes_and_histograms(synthetic_event):
     f = event_features(ev, steps, codes, enc)
     T = len(steps)
     assert f.schedule.profiles.shape == (T, PROFILE_DIM) and f.schedule.time.shape == (T, TIME_DIM)
-    assert f.schedule.signals.shape == (T, 33) and f.r.shape == (T, 32) and f.m.shape == (T, 3)
+    assert f.schedule.signals.shape == (T, signal_dim(32)) == (T, 66) and f.r.shape == (T, 32) and f.m.shape == (T, 3)
     assert np.isfinite(f.schedule.time).all() and (f.schedule.time >= 0).all()
     np.testing.assert_allclose(f.m, normalise(step_counts(codes, steps.bounds, 3, mask=~steps.is_signal)), atol=1e-6)
     sig_steps = np.unique(steps.step_of()[steps.is_signal])
-    assert len(sig_steps) and (f.schedule.signals[sig_steps, -1] > 0).all()
+    assert len(sig_steps) and (f.schedule.signals[sig_steps, 32] > 0).all()  # the pulse's log count
     others = np.setdiff1d(np.arange(T), [t for t, s in enumerate(steps.signals) if s])
-    assert not f.schedule.signals[others].any()
+    assert not f.schedule.signals[others, :33].any()  # the pulse is zero off the signal steps
+    assert not f.schedule.signals[: sig_steps[0]].any()  # nothing (memory included) before the first signal
+    assert (f.schedule.signals[sig_steps[0]:, -1] > 0).all()  # the memory persists to the end
     r_prev, m_prev = f.teacher_inputs()
     np.testing.assert_allclose(m_prev[0], 1 / 3) and np.testing.assert_array_equal(m_prev[1:], f.m[:-1])
 

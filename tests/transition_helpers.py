@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mfmdp.transition.api import Schedule
-from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, EventFeatures, signal_dim
+from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, EventFeatures, signal_block
 from mfmdp.transition.model import EventTransformer, TransitionConfig
 
 D = 8  # synopsis / encoder dim of the toy models
@@ -49,8 +49,8 @@ def toy_features(n_events: int, T: int, seed: int = 0) -> list[EventFeatures]:
         switch = int(rng.integers(3, Te - 1))
         time = np.zeros((Te, TIME_DIM), np.float32)
         time[:, 0] = np.log1p(np.arange(Te) * 60.0) / 10
-        sig = np.zeros((Te, signal_dim(D)), np.float32)
-        sig[switch, -1] = 1.0
+        sig = signal_block([np.ones((1, D), np.float32) if t == switch else np.zeros((0, D), np.float32)
+                            for t in range(Te)], D)
         mix = np.where(np.arange(Te)[:, None] < switch, a, b)
         counts = np.stack([rng.multinomial(16, p) for p in mix]).astype(np.float32)
         r = np.cumsum(rng.normal(size=(Te, D)), 0).astype(np.float32)

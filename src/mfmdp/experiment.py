@@ -133,7 +133,9 @@ def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEv
     an LLM backend (hf: a LoRA adapter from `policy_checkpoints`; openai: the configured endpoint)."""
     from mfmdp.policy.inputs import PolicyInputs
 
-    inputs = PolicyInputs(use_prior=spec.use_prior, context=spec.context)
+    # with f_psi's prior, the policy reads only c_t's pulse (the prior carries the signal memory; see
+    # policy/inputs.py METHOD_INPUTS)
+    inputs = PolicyInputs(use_prior=spec.use_prior, context=spec.context, signal_memory=not spec.use_prior)
     if cfg.policy_backend == "hf":
         from mfmdp.policy.hf import HFPolicy
 

@@ -18,6 +18,7 @@ from torch import nn
 from mfmdp.annotate.schema import STATES
 from mfmdp.data.records import BEHAVIORS, PROFILE_FEATURES
 from mfmdp.policy.inputs import PolicyInputs
+from mfmdp.transition.features import signal_pulse_dim
 
 N_LAYERS = 2  # hidden layers, each followed by (explicit) dropout
 
@@ -36,13 +37,18 @@ class NeuralPolicyConfig(BaseModel):
     inputs: PolicyInputs = PolicyInputs()
 
     @property
+    def signal_width(self) -> int:
+        """Columns of c_t the network reads: all of it, or only the pulse half (inputs.signal_memory off)."""
+        return self.signal_dim if self.inputs.signal_memory else signal_pulse_dim(self.signal_dim)
+
+    @property
     def input_dim(self) -> int:
         i = self.inputs
         return (
             1  # constant: keeps the input non-empty when every switch is off
             + (self.profile_dim if i.use_profiles else 0)
             + (self.context_dim if i.context != "none" else 0)
-            + (self.signal_dim if i.use_signals else 0)
+            + (self.signal_width if i.use_signals else 0)
             + self.time_dim
         )
 
@@ -72,7 +78,7 @@ def agent_features(
     if i.context != "none":
         parts.append(rows(context, cfg.context_dim, f"context ({i.context})"))
     if i.use_signals:
-        parts.append(rows(signal, cfg.signal_dim, "signal"))
+        parts.append(rows(signal, cfg.signal_dim, "signal")[:, : cfg.signal_width])
     parts.append(rows(time, cfg.time_dim, "time"))
     return np.concatenate(parts, axis=1)
 

@@ -50,10 +50,11 @@ def check_schedule(cfg, schedule: Schedule) -> None:
     for name, arr, dim in (("profiles", schedule.profiles, cfg.profile_dim),
                            ("signals", schedule.signals, cfg.signal_dim), ("time", schedule.time, cfg.time_dim)):
         if arr.shape != (T, dim):
-            raise ValueError(
-                f"schedule.{name} has shape {arr.shape}, the transition model expects ({T}, {dim}) "
-                f"(model encoder {cfg.encoder!r}: build the schedule with the same encoder)"
-            )
+            hint = f"model encoder {cfg.encoder!r}: build the schedule with the same encoder"
+            if name == "signals" and arr.ndim == 2 and arr.shape[1] == 2 * dim:
+                # c_t gained a signal memory half (features.signal_dim): older checkpoints read the pulse only
+                hint = "the checkpoint predates the signal memory in c_t; retrain it"
+            raise ValueError(f"schedule.{name} has shape {arr.shape}, the transition model expects ({T}, {dim}) ({hint})")
 
 
 class Session:
