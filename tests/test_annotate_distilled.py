@@ -116,7 +116,7 @@ def test_read_labelled_names_file_line_and_field(tmp_path: Path, mutate, message
 def test_read_labelled_rejects_bad_json_and_empty_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"source": "x"\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad.jsonl:1: not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl, record line 1: malformed JSON"):
         read_labelled(bad)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n", encoding="utf-8")

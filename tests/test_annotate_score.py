@@ -98,10 +98,10 @@ def test_read_gold_parses_labels_and_behavior(tmp_path):
 @pytest.mark.parametrize(
     "line,match",
     [
-        ("{not json", r"g\.jsonl:2: not valid JSON"),
+        ("{not json", r"g\.jsonl, record line 2: malformed JSON"),
         (json.dumps({"topic": "t"}), r"g\.jsonl:2: field 'text'"),
         (json.dumps(gold_row("x", state="happy")), r"g\.jsonl:2: field 'state'.*happy"),
-        ("[1, 2]", r"g\.jsonl:2: expected a JSON object"),
+        ("[1, 2]", r"g\.jsonl, record line 2: expected a JSON object"),
     ],
 )
 def test_read_gold_errors_name_file_line_and_field(tmp_path, line, match):

@@ -32,6 +32,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from mfmdp.annotate.features import FeatureConfig, FeatureExtractor, split_weibo
+from mfmdp.data.jsonl import iter_jsonl
 from mfmdp.annotate.schema import CONFIDENCES, DIMENSIONS, TEXT_DIMENSIONS, Labels, label_index
 
 log = logging.getLogger(__name__)
@@ -68,36 +69,27 @@ def read_labelled(path: str | os.PathLike) -> list[LabelledItem]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: labelled file not found")
     items: list[LabelledItem] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
+    for lineno, rec in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        for name in REQUIRED_FIELDS:
+            if name not in rec or rec[name] is None:
+                raise ValueError(f"{where}: missing field {name!r}")
+            if not isinstance(rec[name], str):
+                raise ValueError(f"{where}: field {name!r} must be a string, got {rec[name]!r}")
+        labels = {}
+        for dim in DIMENSIONS:
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            for name in REQUIRED_FIELDS:
-                if name not in rec or rec[name] is None:
-                    raise ValueError(f"{where}: missing field {name!r}")
-                if not isinstance(rec[name], str):
-                    raise ValueError(f"{where}: field {name!r} must be a string, got {rec[name]!r}")
-            labels = {}
-            for dim in DIMENSIONS:
-                try:
-                    label_index(dim, rec[dim])
-                except ValueError as e:
-                    raise ValueError(f"{where}: field {dim!r}: {e}") from None
-                labels[dim] = rec[dim]
-            if rec["confidence"] not in CONFIDENCES:
-                raise ValueError(
-                    f"{where}: field 'confidence': unknown label {rec['confidence']!r}; "
-                    f"allowed: {'|'.join(CONFIDENCES)}"
-                )
-            items.append(LabelledItem(rec["source"], rec["event"], rec["response_id"], rec["topic"],
-                                      rec["text"], labels, rec["confidence"]))
+                label_index(dim, rec[dim])
+            except ValueError as e:
+                raise ValueError(f"{where}: field {dim!r}: {e}") from None
+            labels[dim] = rec[dim]
+        if rec["confidence"] not in CONFIDENCES:
+            raise ValueError(
+                f"{where}: field 'confidence': unknown label {rec['confidence']!r}; "
+                f"allowed: {'|'.join(CONFIDENCES)}"
+            )
+        items.append(LabelledItem(rec["source"], rec["event"], rec["response_id"], rec["topic"],
+                                  rec["text"], labels, rec["confidence"]))
     if not items:
         raise ValueError(f"{path}: no labelled records")
     return items

@@ -11,13 +11,13 @@ of "unknown" counts as wrong and appears in a last column).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mfmdp.annotate.base import Annotator
+from mfmdp.data.jsonl import iter_jsonl
 from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
 
 
@@ -46,32 +46,23 @@ def read_gold(path: str | Path) -> GoldSet:
         raise FileNotFoundError(f"reference file {path} does not exist")
     texts, topics, ids = [], [], []
     codes: dict[str, list[int]] = {d: [] for d in DIMENSIONS}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+    for lineno, row in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: field 'text' is missing or not a string")
+        texts.append(text)
+        topics.append(str(row.get("topic") or ""))
+        ids.append(str(row.get("response_id", lineno)))
+        for d in DIMENSIONS:
+            value = row.get(d)
+            if value is None or value == "":
+                codes[d].append(-1)
                 continue
-            where = f"{path}:{lineno}"
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            text = row.get("text")
-            if not isinstance(text, str):
-                raise ValueError(f"{where}: field 'text' is missing or not a string")
-            texts.append(text)
-            topics.append(str(row.get("topic") or ""))
-            ids.append(str(row.get("response_id", lineno)))
-            for d in DIMENSIONS:
-                value = row.get(d)
-                if value is None or value == "":
-                    codes[d].append(-1)
-                    continue
-                try:
-                    codes[d].append(label_index(d, str(value)))
-                except ValueError as err:
-                    raise ValueError(f"{where}: field {d!r}: {err}") from None
+                codes[d].append(label_index(d, str(value)))
+            except ValueError as err:
+                raise ValueError(f"{where}: field {d!r}: {err}") from None
     if not texts:
         raise ValueError(f"reference file {path} has no items")
     labels = Labels({d: np.array(v, dtype=np.int8) for d, v in codes.items()})

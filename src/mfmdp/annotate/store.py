@@ -314,3 +314,27 @@ def read_labels(path: str | os.PathLike) -> dict[str, Labels]:
     for s, e in zip(starts, ends):
         out[str(event_ids[s])] = Labels({d: c[s:e].copy() for d, c in codes.items()}, conf[s:e].copy())
     return out
+
+
+def event_labels(events: Sequence, annotator: str, data_path: Path | None = None, progress: bool = True) -> list[Labels]:
+    """Labels per event: "truth" = the labels stored with the events (synthetic ground truth or a
+    generic file's `labels`); otherwise a `labels__<annotator>.parquet` beside cached data when
+    present, else the annotator runs (behavior always comes from the data)."""
+    if annotator == "truth":
+        out = []
+        for e in events:
+            lab = e.metadata.get("labels")
+            if not isinstance(lab, Labels):
+                raise ValueError(f"event {e.id!r} ({e.path or 'no file'}): no stored labels; use an annotator "
+                                 f"(--annotator offline) instead of 'truth'")
+            out.append(lab)
+        return out
+    from mfmdp.annotate.registry import get_annotator
+
+    ann = get_annotator(annotator)
+    if data_path is not None and data_path.is_dir() and labels_path(data_path, ann).is_file():
+        stored = read_labels(labels_path(data_path, ann))
+        if all(e.id in stored and stored[e.id].n == len(e) for e in events):
+            log.info("labels from %s", labels_path(data_path, ann))
+            return [stored[e.id] for e in events]
+    return annotate_events(events, ann, show_progress=progress)

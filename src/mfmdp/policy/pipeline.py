@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mfmdp.annotate.schema import Labels
+from mfmdp.annotate.store import event_labels
 from mfmdp.data.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
 from mfmdp.policy.inputs import PolicyInputs
@@ -32,31 +33,6 @@ class Corpus:
     labels: list[Labels]
     embeddings: list[np.ndarray]
     steps: list[Steps]
-
-
-def event_labels(events: list[Event], annotator: str, data_path: Path | None = None, progress: bool = True) -> list[Labels]:
-    """Labels per event: "truth" = the labels stored with the events (synthetic ground truth or a
-    generic file's `labels`); otherwise a `labels__<annotator>.parquet` beside cached data when
-    present, else the annotator runs (behavior always comes from the data)."""
-    if annotator == "truth":
-        out = []
-        for e in events:
-            lab = e.metadata.get("labels")
-            if not isinstance(lab, Labels):
-                raise ValueError(f"event {e.id!r} ({e.path or 'no file'}): no stored labels; use an annotator "
-                                 f"(--annotator offline) instead of 'truth'")
-            out.append(lab)
-        return out
-    from mfmdp.annotate.registry import get_annotator
-    from mfmdp.annotate.store import annotate_events, labels_path, read_labels
-
-    ann = get_annotator(annotator)
-    if data_path is not None and data_path.is_dir() and labels_path(data_path, ann).is_file():
-        stored = read_labels(labels_path(data_path, ann))
-        if all(e.id in stored and stored[e.id].n == len(e) for e in events):
-            log.info("labels from %s", labels_path(data_path, ann))
-            return [stored[e.id] for e in events]
-    return annotate_events(events, ann, show_progress=progress)
 
 
 def build_corpus(events: list[Event], annotator: str, encoder, data_path: Path | None = None,

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mfmdp.annotate.schema import Labels
 from mfmdp.data.records import Event
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.transition.features import EventFeatures, event_features
@@ -30,25 +29,9 @@ REPORT = "train_report.json"
 def event_state_codes(events: list[Event], annotator: str, data_path: Path | None = None,
                       progress: bool = True) -> list[np.ndarray]:
     """State codes per event (aligned with event.table rows); see the module doc for the sources."""
-    if annotator == "truth":
-        out = []
-        for e in events:
-            lab = e.metadata.get("labels")
-            if not isinstance(lab, Labels):
-                raise ValueError(f"event {e.id!r} ({e.path or 'no file'}): no stored labels; "
-                                 f"use an annotator (--annotator offline) instead of 'truth'")
-            out.append(lab.codes["state"])
-        return out
-    from mfmdp.annotate.registry import get_annotator
-    from mfmdp.annotate.store import annotate_events, labels_path, read_labels
+    from mfmdp.annotate.store import event_labels
 
-    ann = get_annotator(annotator)
-    if data_path is not None and data_path.is_dir() and labels_path(data_path, ann).is_file():
-        stored = read_labels(labels_path(data_path, ann))
-        if all(e.id in stored and stored[e.id].n == len(e) for e in events):
-            log.info("state labels from %s", labels_path(data_path, ann))
-            return [stored[e.id].codes["state"] for e in events]
-    return [lab.codes["state"] for lab in annotate_events(events, ann, show_progress=progress)]
+    return [lab.codes["state"] for lab in event_labels(events, annotator, data_path, progress)]
 
 
 def build_features(events: list[Event], codes: list[np.ndarray], encoder, step_size: int = 16,
