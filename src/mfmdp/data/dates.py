@@ -51,14 +51,7 @@ def _parse_string(text: str, default_tz: timezone) -> datetime:
     except ValueError:
         dt = None
     if dt is None:
-        for fmt in _AWARE_FORMATS:
-            try:
-                dt = datetime.strptime(t, fmt)
-                break
-            except ValueError:
-                pass
-    if dt is None:
-        for fmt in _NAIVE_FORMATS:
+        for fmt in (*_AWARE_FORMATS, *_NAIVE_FORMATS):
             try:
                 dt = datetime.strptime(t, fmt)
                 break

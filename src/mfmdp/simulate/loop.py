@@ -79,7 +79,8 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
     else:
         synopsis = EmbeddingSynopsis(dim, decay=parts.synopsis_decay)
     synopsis.reset()
-    social = SocialContext(dim, k=parts.social_k)
+    # Maintained only for the method that reads it: it costs a dict update per response.
+    social = SocialContext(dim, k=parts.social_k) if parts.context == "social" else None
 
     m_prev = np.full(S, 1.0 / S)
     r_prev = np.zeros(dim, dtype=np.float32)
@@ -123,25 +124,26 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
                 actions = parts.policy.realise(ctx, proposal, j, rng)
                 _write_actions(labels, texts, embeddings, agents, actions, parts, replay.topic)
 
-        step_slots = np.arange(lo, hi)
+        step_texts = texts[lo:hi]
         agent_mask = ~replay.is_signal[lo:hi]
         counts = step_counts(labels.codes["state"][lo:hi], np.array([0, hi - lo]), S, mask=agent_mask)
         m_t = normalise(counts)[0]
         m_real_all[t] = m_t
-        r_t = synopsis.update(embeddings[lo:hi], [texts[i] for i in step_slots])
-        social.add(embeddings[lo:hi], [texts[i] for i in step_slots])
+        r_t = synopsis.update(embeddings[lo:hi], step_texts)
+        if social is not None:
+            social.add(embeddings[lo:hi], step_texts)
         m_prev, r_prev = m_t, np.asarray(r_t, dtype=np.float32)
 
     return SimResult(labels, texts, m_hat_all, m_real_all, chosen, values)
 
 
-def _context_vector(kind: str, r_prev: np.ndarray, social: SocialContext) -> np.ndarray:
+def _context_vector(kind: str, r_prev: np.ndarray, social: SocialContext | None) -> np.ndarray:
     if kind == "synopsis":
         return r_prev
     return social.vector() if kind == "social" else np.zeros_like(r_prev)
 
 
-def _context_text(kind: str, synopsis, social: SocialContext) -> str:
+def _context_text(kind: str, synopsis, social: SocialContext | None) -> str:
     """The context as text for LLM policies (the neural policy reads only the vector)."""
     if kind == "synopsis":
         return synopsis.text

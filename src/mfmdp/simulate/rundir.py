@@ -66,10 +66,6 @@ def labels_frame(labels: Labels, steps_of: np.ndarray, is_signal: np.ndarray, wa
     return df
 
 
-def labels_from_frame(df: pd.DataFrame) -> Labels:
-    return Labels({d: df[d].to_numpy(np.int8) for d in DIMENSIONS})
-
-
 class RunDir:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -92,11 +88,8 @@ class RunDir:
     def is_done(self, event_id: str) -> bool:
         return self.done_path(event_id).exists()
 
-    def metrics_rows_path(self, event_id: str) -> Path:
-        return self.event_dir(event_id) / "metrics.csv"
 
-
-def file_sha256(path: Path, limit: int | None = None) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
