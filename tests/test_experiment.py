@@ -155,3 +155,25 @@ def test_blind_to_hidden_real_actions_with_trained_components(run_root, method):
     p3 = PreparedEvent(p.event, p.steps, labels3, p.embeddings)
     seen, _ = simulate_method(cfg, get_method(method), make_replay_for(cfg, p3, run.models.encoder), run.models, seed=4)
     assert not np.array_equal(base.codes["state"], seen.codes["state"])
+
+
+def test_validation_side_scored_with_reused_models(run_root, tmp_path):
+    """`data.evaluate_on: validation` simulates the validation events only, `models_from` reuses the
+    trained models (nothing retrained), and every scored report is logged in evaluations.jsonl."""
+    from mfmdp.experiment import run_experiment
+
+    out = tmp_path / "val"
+    run_experiment(tiny_config(**{"simulation.seeds": [0], "data.evaluate_on": "validation"}), out,
+                   progress=False, models_from=run_root)
+    manifest = json.loads((out / "manifest.json").read_text())
+    validation = manifest["split"]["validation"]
+    assert validation and manifest["evaluated_side"] == "validation"
+    assert sorted(p.name for p in (out / "events").iterdir()) == sorted(validation)
+    assert not set(validation) & set(manifest["split"]["test"])
+    trained = {p.relative_to(run_root / "models"): p.stat().st_ino for p in (run_root / "models").rglob("*") if p.is_file()}
+    reused = {p.relative_to(out / "models"): p.stat().st_ino for p in (out / "models").rglob("*") if p.is_file()}
+    assert reused == trained  # hard links to the same files: nothing retrained
+    log = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+    assert [(r["side"], r["events"]) for r in log] == [("validation", len(validation))]
+    with pytest.raises(FileNotFoundError, match="no models/ folder"):
+        run_experiment(tiny_config(), tmp_path / "x", progress=False, models_from=tmp_path / "nothing")

@@ -8,8 +8,10 @@ resumes without redoing finished work, and `--test-data` reuses the trained mode
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,8 +303,30 @@ def _run_tasks(cfg: ExperimentConfig, tasks: list[tuple[str, str, int]], replays
         yield (eid, method, seed), simulate_method(cfg, get_method(method), replays[eid], models, seed)
 
 
-def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None = None, progress: bool = True) -> Path:
-    """Run (or resume) an experiment into `out`; returns the report path."""
+def reuse_models(source: Path, out: Path) -> None:
+    """Start `out` from another run's trained models and label/embedding caches (hard links, so
+    nothing is copied): a test run then scores exactly the models that were developed on validation."""
+    import shutil
+
+    if not (source / "models").is_dir():
+        raise FileNotFoundError(f"--models-from {source}: no models/ folder there (run it first)")
+    for name in ("models", "cache"):  # no cache/ when the labels are the generator's ground truth
+        if (source / name).is_dir() and not (out / name).exists():
+            shutil.copytree(source / name, out / name, copy_function=os.link)
+
+
+def log_evaluation(out: Path, side: str, event_ids: list[str]) -> None:
+    """Append one line per scored report: how often the test side was looked at is part of the protocol."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "side": side, "events": len(event_ids),
+            "events_sha256": hashlib.sha256("\n".join(event_ids).encode()).hexdigest()[:16]}
+    with open(out / "evaluations.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None = None, progress: bool = True,
+                   models_from: str | Path | None = None) -> Path:
+    """Run (or resume) an experiment into `out`; returns the report path. `cfg.data.evaluate_on` picks
+    the scored side (validation while developing); `models_from` reuses another run's trained models."""
     from rich.progress import Progress
 
     from mfmdp.annotate.registry import get_annotator
@@ -325,14 +349,17 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - clock, 2)
         clock = now
 
+    if models_from is not None:
+        reuse_models(Path(models_from), out)
     events = load_events(cfg)
     sides = split_events(cfg, events, out)
     if test_data is not None:
         sides["test"] = [e for e in load_events(cfg, test_data) if len(e) >= cfg.data.min_responses]
+    scored_side = "test" if test_data is not None else cfg.data.evaluate_on
     lap("load")
     log.info("events: %s", {k: len(v) for k, v in sides.items()})
-    if not sides["test"]:
-        raise ValueError("no test events (after the split and the min_responses filter)")
+    if not sides[scored_side]:
+        raise ValueError(f"no {scored_side} events (after the split and the min_responses filter)")
     if not sides["train"]:
         raise ValueError("no training events (after the split and the min_responses filter)")
 
@@ -363,8 +390,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     llm_summariser = cfg.summariser != "embedding"
     models = Models(encoder, annotator, transitions, policies, regression, synopsis_factory(cfg, cache))
 
-    replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared["test"]}
-    by_id = {p.event.id: p for p in prepared["test"]}
+    replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared[scored_side]}
+    by_id = {p.event.id: p for p in prepared[scored_side]}
     for eid, p in by_id.items():
         if not rd.real_path(eid).exists():
             atomic_write_parquet(rd.real_path(eid), labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
@@ -399,6 +426,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         checkpoints={str(d.relative_to(out)): tree_hash([d]) for d in sorted((out / "models").glob("*")) if d.is_dir()},
         extra={
             "split": {k: [p.event.id for p in v] for k, v in prepared.items()},
+            "evaluated_side": scored_side,
             "annotator": cfg.annotator,
             "llm_summariser": llm_summariser,
             "policy_backend": cfg.policy_backend,
@@ -409,6 +437,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         },
     )
     report = write_report(out, thresholds=thresholds, window=cfg.evaluation.window)
+    log_evaluation(out, scored_side, sorted(by_id))
     lap("evaluate")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["stage_seconds"] = stage_seconds

@@ -28,6 +28,8 @@ class DataConfig(_Strict):
     split: str | None = None  # split JSON written by `mfmdp data split` (made and saved when absent)
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     max_events: int | None = None  # cap per split side, for quick runs
+    # which side is simulated and scored: develop on "validation", touch "test" once per protocol
+    evaluate_on: Literal["validation", "test"] = "test"
     min_responses: int = 300  # events shorter than this are not simulated
     step_size: int = 16
     signal_rule: Literal["verified_institution", "none"] = "verified_institution"
