@@ -33,6 +33,8 @@ def test_results_directory_layout(run_root):
     assert set(manifest["split"]) == {"train", "validation", "test"}
     assert manifest["checkpoints"] and all(len(h) == 64 for h in manifest["checkpoints"].values())
     assert manifest["signals_seen"]["train_steps"] > 0
+    assert set(manifest["stage_peak_rss_mb"]) == set(manifest["stage_seconds"]) >= {"load", "simulate", "evaluate"}
+    assert all(mb > 50 for mb in manifest["stage_peak_rss_mb"].values())  # a Python + torch process
     rd = RunDir(run_root)
     test_ids = manifest["split"]["test"]
     assert test_ids

@@ -303,6 +303,21 @@ def _run_tasks(cfg: ExperimentConfig, tasks: list[tuple[str, str, int]], replays
         yield (eid, method, seed), simulate_method(cfg, get_method(method), replays[eid], models, seed)
 
 
+def take_peak_rss_mb() -> float:
+    """Peak resident memory (MB) of this process since the last call: Linux's VmHWM, then reset
+    through /proc/self/clear_refs so the next stage gets its own peak. NaN where /proc is absent."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return float("nan")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not resettable: later stages report the running peak, still an upper bound
+    return round(peak, 1)
+
+
 def reuse_models(source: Path, out: Path) -> None:
     """Start `out` from another run's trained models and label/embedding caches (hard links, so
     nothing is copied): a test run then scores exactly the models that were developed on validation."""
@@ -341,12 +356,14 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     rd = RunDir(out)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False))
     stage_seconds: dict[str, float] = {}
+    stage_peak_mb: dict[str, float] = {}
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
         stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - clock, 2)
+        stage_peak_mb[name] = max(stage_peak_mb.get(name, 0.0), take_peak_rss_mb())
         clock = now
 
     if models_from is not None:
@@ -432,6 +449,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
             "policy_backend": cfg.policy_backend,
             "display_names": {s.name: get_method(s.name, llm_summariser).display for s in specs},
             "stage_seconds": stage_seconds,
+            "stage_peak_rss_mb": stage_peak_mb,  # this process only (Ray workers not included)
             # read by scenarios: a model that never saw a signal cannot react to an injected one
             "signals_seen": signal_coverage([p.steps for p in prepared["train"]]),
         },
@@ -441,5 +459,6 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     lap("evaluate")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["stage_seconds"] = stage_seconds
+    manifest["stage_peak_rss_mb"] = stage_peak_mb
     atomic_write_json(out / "manifest.json", manifest)
     return report
