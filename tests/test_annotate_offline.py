@@ -245,3 +245,16 @@ def test_version_changes_with_lexicons_and_thresholds(tmp_path):
     assert custom.version != base.version
     assert custom.label_names("新词")["state"] == "positive"
     assert len(FAMILIES) == len(load_lexicons(str(tmp_path)))
+
+
+def test_pickles_for_worker_processes(ann):
+    # Ray ships the annotator to every simulation task: the memo's lock must not travel.
+    import pickle
+
+    texts = ["谣言！别信", "加油武汉[心]", "转发微博"]
+    before = ann.annotate(texts, "网传某地封城")
+    clone = pickle.loads(pickle.dumps(ann))
+    after = clone.annotate(texts, "网传某地封城")
+    for d in before.codes:
+        np.testing.assert_array_equal(before.codes[d], after.codes[d])
+    np.testing.assert_allclose(before.confidence, after.confidence)

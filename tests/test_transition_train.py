@@ -126,3 +126,25 @@ def test_warm_start_turns_l_roll_on_later_and_budget_stops_mid_epoch():
     _, res = train(feats, tiny_config(), TrainConfig(epochs=5, max_seconds=0.0, events_per_batch=1, seed=0),
                    progress=False)
     assert len(res.history) == 1 and res.history[0]["batches"] == 1  # stopped after the first batch
+
+
+def test_cosine_schedule_and_weight_average_are_what_gets_validated_and_kept():
+    from mfmdp.transition.model import EventTransformer
+
+    feats = toy_features(8, 20, seed=4)
+    cfg = TrainConfig(epochs=3, lr=3e-3, alpha=0.0, horizon=4, starts_per_event=2, events_per_batch=2, seed=0,
+                      val_fraction=0.25, lr_schedule="cosine", ema_decay=0.9, threads=1)
+    model, res = train(feats, tiny_config(), cfg, progress=False)
+    val = [f for f in feats if f.event_id in res.val_events]
+    # the kept model is the validated one: its report matches the best epoch's history row
+    best = res.history[res.best_epoch - 1]
+    assert evaluate(model, val, 4, cfg.val_starts)["roll_kl"] == pytest.approx(best["val_roll_kl"], rel=1e-5)
+    # averaged weights differ from the raw ones of an otherwise identical run without the average
+    raw, _ = train(feats, tiny_config(), TrainConfig(**{**cfg.__dict__, "ema_decay": 0.0}), progress=False)
+    assert any(not torch.allclose(a, b) for a, b in zip(model.parameters(), raw.parameters()))
+    const, _ = train(feats, tiny_config(), TrainConfig(**{**cfg.__dict__, "ema_decay": 0.0, "lr_schedule": "constant"}),
+                     progress=False)
+    assert any(not torch.allclose(a, b) for a, b in zip(raw.parameters(), const.parameters()))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train(feats, tiny_config(), TrainConfig(epochs=1, lr_schedule="step"), progress=False)
+    assert isinstance(model, EventTransformer)

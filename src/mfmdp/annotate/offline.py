@@ -127,7 +127,20 @@ class OfflineAnnotator:
         self._snow = None  # loaded on first tie: most texts never need it
         # Per-instance memo of (text, topic tone) -> (codes, confidence): bare reposts and slogans
         # repeat a lot; bounded, since the persistent label store does the large-scale dedup.
+        self._cache_size = cache_size
         self._label_one = lru_cache(maxsize=cache_size)(self._label_text)
+
+    def __getstate__(self) -> dict:
+        # The memo holds a lock and the snownlp model is reloaded on demand: neither travels to
+        # worker processes (Ray pickles the annotator into every simulation task).
+        state = dict(self.__dict__)
+        del state["_label_one"]
+        state["_snow"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._label_one = lru_cache(maxsize=self._cache_size)(self._label_text)
 
     # --- public API -----------------------------------------------------------------------------
     def annotate(self, texts: Sequence[str], topic: str = "", behaviors: np.ndarray | None = None) -> Labels:
