@@ -136,6 +136,36 @@ def test_realised_histogram_feeds_next_forecast():
     assert np.allclose(res.m_hat[1:], res.m_realised[:-1])
 
 
+class RecordingTransition(FakeTransition):
+    """Records the synopsis f_psi is fed at every step."""
+
+    def __init__(self):
+        self.seen = []
+
+    def session(self, schedule, batch=1):
+        outer, sess = self, FakeSession(len(schedule))
+        step = sess.step
+
+        def recording_step(m_prev, r_prev):
+            outer.seen.append(np.array(r_prev[0], copy=True))
+            return step(m_prev, r_prev)
+
+        sess.step = recording_step
+        return sess
+
+
+@pytest.mark.parametrize("realised", [True, False])
+def test_transition_synopsis_realised_or_frozen_after_warmup(realised):
+    _, _, _, _, replay = build()
+    tr = RecordingTransition()
+    simulate(replay, parts(transition=tr, transition_reads_realised=realised), seed=3)
+    w = replay.warmup_steps
+    after = np.stack(tr.seen[w + 1:])
+    # the input at w is the synopsis at the end of warm-up; after that it moves only when realised
+    assert np.allclose(after, tr.seen[w]) != realised
+    assert not np.allclose(tr.seen[1], tr.seen[w])  # warm-up updates it either way
+
+
 def test_same_seed_same_result_and_seed_matters():
     _, _, _, _, replay = build()
     a = simulate(replay, parts(candidates=3), seed=5)

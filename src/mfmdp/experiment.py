@@ -232,6 +232,7 @@ def simulate_method(cfg: ExperimentConfig, spec: MethodSpec, replay, models: Mod
         beta=sim.beta,
         gamma=sim.gamma,
         synopsis_decay=sim.synopsis_decay,
+        transition_reads_realised=sim.transition_synopsis == "realised",
         social_k=sim.social_k,
         synopsis_factory=models.synopsis_factory,
     )

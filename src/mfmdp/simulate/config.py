@@ -45,6 +45,10 @@ class SimulationConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     synopsis_decay: float = 0.8
     social_k: int = 8
+    # f_psi's synopsis input after warm-up: "realised" (updated from the simulated responses, as the
+    # policy's) or "frozen" at the end of warm-up, as in f_psi's L_roll training and the
+    # transition-only floor (the simulated texts are retrieved prototypes, not what f_psi saw in training)
+    transition_synopsis: Literal["realised", "frozen"] = "realised"
 
 
 class EvaluationConfig(_Strict):

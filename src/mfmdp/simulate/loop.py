@@ -43,6 +43,9 @@ class LoopParts:
     social_k: int = 8
     # (dim, decay, topic) -> a synopsis (EmbeddingSynopsis by default; an LLM summariser when configured)
     synopsis_factory: Callable | None = None
+    # False: f_psi (and the reselection rollouts) read r frozen at the end of warm-up; the policy
+    # still reads the realised synopsis
+    transition_reads_realised: bool = True
 
 
 @dataclass
@@ -84,6 +87,7 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
 
     m_prev = np.full(S, 1.0 / S)
     r_prev = np.zeros(dim, dtype=np.float32)
+    r_psi = r_prev  # f_psi's synopsis input
     m_hat_all = np.full((T, S), 1.0 / S)
     m_real_all = np.zeros((T, S))
     chosen = np.full(T, -1, dtype=np.int64)
@@ -92,7 +96,7 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
     for t in range(T):
         lo, hi = int(replay.bounds[t]), int(replay.bounds[t + 1])
         if session is not None:
-            m_hat = session.step(m_prev[None], r_prev[None])[0]
+            m_hat = session.step(m_prev[None], r_psi[None])[0]
         else:
             m_hat = np.full(S, 1.0 / S)
         m_hat_all[t] = m_hat
@@ -117,7 +121,7 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
                 proposal = parts.policy.propose(ctx, J, rng)
                 j = 0
                 if J > 1:
-                    j, v = select_candidate(session, proposal.mixes, r_prev, k=parts.horizon, beta=parts.beta,
+                    j, v = select_candidate(session, proposal.mixes, r_psi, k=parts.horizon, beta=parts.beta,
                                             gamma=parts.gamma, rng=rng, m_hat=m_hat)
                     values[t, : len(v)] = v
                 chosen[t] = j
@@ -133,6 +137,8 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
         if social is not None:
             social.add(embeddings[lo:hi], step_texts)
         m_prev, r_prev = m_t, np.asarray(r_t, dtype=np.float32)
+        if parts.transition_reads_realised or t < warm_steps:
+            r_psi = r_prev
 
     return SimResult(labels, texts, m_hat_all, m_real_all, chosen, values)
 
