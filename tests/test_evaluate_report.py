@@ -120,3 +120,22 @@ def test_reads_run_dirs_written_by_the_simulators_writer(tmp_path):
     assert set(m["method"]) == {"mf_mdp", "oracle"} and set(m["seed"]) == {3}
     row = m[(m["method"] == "mf_mdp") & (m["setting"] == "long") & (m["dimension"] == "state")].iloc[0]
     assert row["responses"] == n - warm - 1 and row["nll"] == pytest.approx(1.5)
+
+
+def test_plot_selection_prefers_big_reversals_then_long_events():
+    import numpy as np
+    import pandas as pd
+
+    from mfmdp.evaluate.report import plot_selection
+
+    def series(n, swing):
+        real = np.full((n, 3), 1 / 3)
+        real[: n // 2, 0], real[: n // 2, 2] = 0.5 + swing / 2, 0.5 - swing / 2  # net polarity drops by `swing`
+        real[: n // 2, 1] = 0.0
+        return {"centres": np.arange(n), "real": {"state": real}}
+
+    s = {"a": series(5, 0.1), "b": series(5, 0.8), "c": series(50, 0.0), "d": series(20, 0.0), "e": series(3, 0.0)}
+    rev = pd.DataFrame({"event": ["a", "b", "c"], "real_reversals": [1, 1, 0]})
+    assert plot_selection(s, rev, 4) == ["b", "a", "c", "d"]
+    assert plot_selection(s, rev, 3) == ["b", "c", "d"]
+    assert plot_selection(s, pd.DataFrame(), 2) == ["c", "d"]

@@ -73,6 +73,24 @@ def _setting_header(metrics: pd.DataFrame) -> str:
     return "Horizons (after warm-up, signals excluded) — " + "; ".join(parts) + "."
 
 
+def plot_selection(series: dict, reversals: pd.DataFrame, n: int) -> list[str]:
+    """Events worth a trajectory plot: half reversing events (largest real swing in net polarity), the
+    rest the longest events (most windows); ties and the remainder by id."""
+    def swing(e: str) -> float:
+        real = series[e]["real"].get("state")
+        if real is None or len(real) == 0:
+            return 0.0
+        net = real[:, 0] - real[:, -1]
+        return float(net.max() - net.min())
+
+    ids = sorted(series)
+    reversing = set(reversals.loc[reversals["real_reversals"] > 0, "event"]) if not reversals.empty else set()
+    picked = sorted((e for e in ids if e in reversing), key=lambda e: (-swing(e), e))[: n // 2]
+    longest = sorted(ids, key=lambda e: (-len(series[e]["centres"]), e))
+    picked += [e for e in longest if e not in picked][: n - len(picked)]
+    return picked
+
+
 def _reversal_section(doc: _Doc, ev: RunEvaluation, names: dict[str, str]) -> pd.DataFrame:
     th = ev.thresholds
     doc.heading("Reversal")
@@ -204,9 +222,10 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
     ev.thresholds.save(tables_dir / "reversal_thresholds_used.json")
 
     doc.heading("Trajectories")
-    events = sorted(ev.series)[:max_event_plots]
+    events = plot_selection(ev.series, rev, max_event_plots)
     if len(ev.series) > max_event_plots:
-        doc.para(f"Showing {max_event_plots} of {len(ev.series)} events (--max-event-plots).")
+        doc.para(f"Showing {len(events)} of {len(ev.series)} events (--max-event-plots): the real reversals "
+                 "with the largest swings, then the longest events.")
     focus = "mf_mdp" if "mf_mdp" in present else (t1_methods[0] if t1_methods else present[0])
     for event in events:
         s = ev.series[event]
