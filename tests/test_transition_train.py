@@ -129,8 +129,6 @@ def test_warm_start_turns_l_roll_on_later_and_budget_stops_mid_epoch():
 
 
 def test_cosine_schedule_and_weight_average_are_what_gets_validated_and_kept():
-    from mfmdp.transition.model import EventTransformer
-
     feats = toy_features(8, 20, seed=4)
     cfg = TrainConfig(epochs=3, lr=3e-3, alpha=0.0, horizon=4, starts_per_event=2, events_per_batch=2, seed=0,
                       val_fraction=0.25, lr_schedule="cosine", ema_decay=0.9, threads=1)
@@ -147,4 +145,3 @@ def test_cosine_schedule_and_weight_average_are_what_gets_validated_and_kept():
     assert any(not torch.allclose(a, b) for a, b in zip(raw.parameters(), const.parameters()))
     with pytest.raises(ValueError, match="lr_schedule"):
         train(feats, tiny_config(), TrainConfig(epochs=1, lr_schedule="step"), progress=False)
-    assert isinstance(model, EventTransformer)
