@@ -238,3 +238,15 @@ def test_read_labels_errors(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "labels__other.parquet")
     with pytest.raises(FileNotFoundError, match="found 2"):
         read_labels(tmp_path)
+
+
+def test_annotate_never_writes_a_cache_over_the_data_or_its_folder(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    data = _write_events(proj / "events.jsonl")
+    (proj / "README.txt").write_text("mine", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in proj.iterdir()}
+    for cache in (proj, tmp_path):  # the data's folder, and a folder above it
+        res = runner.invoke(app, ["annotate", str(data), "--cache", str(cache), "--no-progress"])
+        assert res.exit_code == 2 and "contains the source" in flat(res.output), res.output
+    assert {p.name: p.read_bytes() for p in proj.iterdir()} == before

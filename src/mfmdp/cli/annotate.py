@@ -63,25 +63,29 @@ def events(
 ) -> None:
     """Label every response on all dimensions; write labels__<annotator>.parquet beside the cached data."""
     from mfmdp.annotate.store import STORE_DIR, LabelStore, annotate_events, write_labels
-    from mfmdp.data.cache import is_cache, write_cache
+    from mfmdp.data.cache import check_cache_target, is_cache, original_source, write_cache
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
 
     if not path.exists():
         _fail(f"{path}: no such file or folder")
+    in_place = is_cache(path) and (cache is None or cache.resolve() == path.resolve())
+    cache_dir = path if in_place else cache or Path("mfmdp-cache") / path.resolve().name
+    source = original_source(path)
+    if not in_place:
+        try:  # before loading: a refusal should cost nothing
+            check_cache_target(cache_dir, source)
+        except ValueError as err:
+            _fail(err)
     t0 = time.perf_counter()
     report = LoadReport()
     try:
         evs = load(path, report=report, progress=progress)
     except DataFormatError as err:
         _fail(err)
-    if is_cache(path) and cache is None:
-        cache_dir = path
-    else:
-        cache_dir = cache or Path("mfmdp-cache") / path.resolve().name
-        if not report.from_cache or cache_dir.resolve() != path.resolve():
-            write_cache(evs, cache_dir, source=path)
-            _err.print(f"data cache written to {cache_dir}")
+    if not (in_place and report.from_cache):  # a stale cache given in place is refreshed
+        write_cache(evs, cache_dir, source=source)
+        _err.print(f"data cache written to {cache_dir}")
     t_load = time.perf_counter() - t0
     ann = _annotator(annotator, cache_dir=str(cache_dir / "encoder_cache"))
     store = LabelStore(cache_dir / STORE_DIR, ann)
