@@ -97,7 +97,7 @@ def test_annotate_events_writes_labels_beside_the_cache_and_reuses_the_store(tmp
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert (cache / "responses.parquet").is_file()
-    out = cache / "labels__offline.parquet"
+    out = cache / "labels__offline_nosnownlp.parquet"
     assert out.is_file()
     labels = read_labels(out)
     assert sorted(labels) == ["ev0", "ev1"]
@@ -250,3 +250,46 @@ def test_annotate_never_writes_a_cache_over_the_data_or_its_folder(tmp_path):
         res = runner.invoke(app, ["annotate", str(data), "--cache", str(cache), "--no-progress"])
         assert res.exit_code == 2 and "contains the source" in flat(res.output), res.output
     assert {p.name: p.read_bytes() for p in proj.iterdir()} == before
+
+
+def _files(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_reruns_keep_every_annotators_labels_and_caches(tmp_path):
+    pytest.importorskip("mfmdp.annotate.llm")
+    data = _write_events(tmp_path / "events.jsonl")
+    cache = tmp_path / "cache"
+    base = ["annotate", str(data), "--cache", str(cache), "--no-progress", "--annotator"]
+    for spec in ("offline", "offline:nosnownlp", "llm:backend=fake"):
+        res = runner.invoke(app, [*base, spec])
+        assert res.exit_code == 0, res.output
+    names = {p.name for p in cache.glob("labels__*.parquet")}
+    assert names == {"labels__offline.parquet", "labels__offline_nosnownlp.parquet", "labels__llm_fake.parquet"}
+    assert (cache / "encoder_cache" / "llm_annotations.sqlite").is_file()
+    kept = {k: v for k, v in _files(cache).items() if k not in ("index.json", "responses.parquet")}
+    # Rerunning one annotator rebuilds the data cache but keeps (and reuses) everything else.
+    res = runner.invoke(app, [*base, "llm:backend=fake"])
+    assert res.exit_code == 0, res.output
+    assert "0 new distinct texts, 10 reused" in flat(res.stdout)
+    after = _files(cache)
+    changed = [k for k, v in kept.items() if after.get(k) != v and not k.startswith("encoder_cache/")]
+    assert changed == [] and set(kept) <= set(after)
+
+
+def test_stored_labels_are_used_only_for_the_responses_they_label(tmp_path):
+    from mfmdp.annotate.schema import Labels
+    from mfmdp.annotate.store import event_labels, write_labels
+    from mfmdp.data import load
+
+    events = load(_write_events(tmp_path / "events.jsonl"))
+    ann = get_annotator("offline:nosnownlp")
+    zeros = [Labels({d: np.zeros(len(e), np.int8) for d in DIMENSIONS}) for e in events]
+    write_labels(tmp_path, ann, events, zeros)  # distinguishable from what the annotator says
+    got = event_labels(events, "offline:nosnownlp", tmp_path, progress=False)
+    assert all((lab.codes["state"] == 0).all() for lab in got)  # the file fits: used as is
+    for e in events:  # same counts, other responses (the data was rebuilt): the file is not trusted
+        e.table.ids[:] = [f"new-{i}" for i in e.table.ids]
+    got = event_labels(events, "offline:nosnownlp", tmp_path, progress=False)
+    ref = OfflineAnnotator(use_snownlp=False).annotate([str(t) for t in events[0].table.texts], events[0].topic.text)
+    assert np.array_equal(got[0].codes["state"], ref.codes["state"])
