@@ -293,3 +293,64 @@ def test_stored_labels_are_used_only_for_the_responses_they_label(tmp_path):
     got = event_labels(events, "offline:nosnownlp", tmp_path, progress=False)
     ref = OfflineAnnotator(use_snownlp=False).annotate([str(t) for t in events[0].table.texts], events[0].topic.text)
     assert np.array_equal(got[0].codes["state"], ref.codes["state"])
+
+
+def test_invalid_llm_answers_are_not_stored_and_fail_the_run(tmp_path, monkeypatch):
+    pytest.importorskip("mfmdp.annotate.llm")
+    from fake_openai_server import FakeOpenAIServer
+    from llm_helpers import good_answer_from_request
+
+    data = _write_events(tmp_path / "events.jsonl")
+    cache = tmp_path / "cache"
+    args = ["annotate", str(data), "--cache", str(cache), "--annotator", "llm", "--no-progress"]
+    monkeypatch.setenv("MFMDP_LLM_MODEL", "m")
+    with FakeOpenAIServer(default=("text", '{"items": [{"id": 1, "state": "happy"}]}')) as bad:
+        monkeypatch.setenv("MFMDP_LLM_BASE_URL", bad.base_url)
+        res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "12 of 12 responses (100%) got no labels" in flat(res.output), res.output
+    assert "0 of 12 responses labelled" in flat(res.output) and "Traceback" not in res.output
+    assert not list(cache.glob("labels__*.parquet"))  # no file of -1s for training to pick up
+    with FakeOpenAIServer(default=("json", good_answer_from_request)) as good:
+        monkeypatch.setenv("MFMDP_LLM_BASE_URL", good.base_url)
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert good.calls > 0 and "12 of 12 responses labelled" in flat(res.output)  # nothing bad was kept
+    labels = read_labels(cache / "labels__llm_openai_m.parquet")
+    assert all((lab.codes["state"] >= 0).all() for lab in labels.values())
+
+
+def test_an_unreachable_llm_server_gives_one_error_line(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("mfmdp.annotate.llm")
+    import socket
+
+    from mfmdp.llm.wrappers import RetryingModel
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MFMDP_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("MFMDP_LLM_MODEL", "m")
+    monkeypatch.setattr(RetryingModel, "_delay", lambda self, attempt, err: 0.0)
+    data = _write_events(tmp_path / "events.jsonl")
+    res = runner.invoke(app, ["annotate", str(data), "--cache", str(tmp_path / "c"), "--annotator", "llm",
+                              "--no-progress"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach" in errors[0], res.output
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) <= 1  # not one line per retry
+
+
+def test_llm_budget_from_the_command_line(tmp_path):
+    pytest.importorskip("mfmdp.annotate.llm")
+    data = _write_events(tmp_path / "events.jsonl")
+    cache = tmp_path / "cache"
+    args = ["annotate", str(data), "--cache", str(cache), "--annotator", "llm:backend=fake,items_per_call=1",
+            "--no-progress"]
+    res = runner.invoke(app, [*args, "--max-calls", "2"])
+    out = flat(res.output)
+    assert res.exit_code == 1 and "LLM: 2 calls" in out and "(budget 2 calls)" in out and "call limit" in out, out
+    assert not list(cache.glob("labels__*.parquet"))
+    res = runner.invoke(app, args)  # the two paid-for answers are reused
+    assert res.exit_code == 0 and "8 new distinct texts, 2 reused from the store" in flat(res.output), res.output
+    res = runner.invoke(app, ["annotate", str(data), "--cache", str(cache), "--max-calls", "2", "--no-progress"])
+    assert res.exit_code == 2 and "only apply to llm" in flat(res.output)

@@ -20,9 +20,14 @@ from mfmdp.annotate.base import Annotator
 SPECS_HELP = "offline | offline:nosnownlp | distilled:DIR | llm | llm:key=value,..."
 
 
-def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annotator:
+def get_annotator(spec: str = "offline", cache_dir: str | None = None, **llm_options) -> Annotator:
+    """`llm_options` (e.g. a budget from the command line) override the spec's llm options; None values
+    are ignored, and any other value is an error for annotators other than llm."""
     kind, _, arg = (spec or "offline").partition(":")
     kind = kind.strip().lower()
+    llm_options = {k: v for k, v in llm_options.items() if v is not None}
+    if llm_options and kind != "llm":
+        raise ValueError(f"annotator spec {spec!r}: {', '.join(llm_options)} only apply to llm annotators")
     if kind == "offline":
         from mfmdp.annotate.offline import OfflineAnnotator
 
@@ -49,7 +54,7 @@ def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annota
             from mfmdp.annotate.llm import LLMAnnotator
         except ImportError as err:
             raise RuntimeError(f"the LLM annotator needs its extra: pip install 'mfmdp[llm]' ({err})") from err
-        overrides = _parse_options(spec, arg)
+        overrides = {**_parse_options(spec, arg), **llm_options}
         if "backend" in overrides:
             if cache_dir and "cache_dir" not in overrides:
                 overrides["cache_dir"] = cache_dir

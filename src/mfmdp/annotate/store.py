@@ -140,6 +140,11 @@ class LabelStore:
         return self.path
 
 
+def unlabelled(labels: Labels) -> np.ndarray:
+    """Mask of the items with no label on any text dimension: the annotator failed on them."""
+    return np.logical_and.reduce([labels.codes[d] < 0 for d in TEXT_DIMENSIONS])
+
+
 def uses_topic(annotator: Annotator) -> bool:
     """Whether labels depend on the topic (then the topic is part of the dedup and store keys)."""
     return bool(getattr(annotator, "uses_topic", True))
@@ -200,8 +205,9 @@ def annotate_texts(
                 labels.confidence[idx_arr] = out.confidence
             if progress is not None:
                 progress(len(chunk))
-        if store is not None:
-            store.add(keys[missing], labels.take(missing))
+        if store is not None:  # items the annotator failed on are asked again next run, never stored
+            labelled = missing[~unlabelled(labels.take(missing))]
+            store.add(keys[labelled], labels.take(labelled))
     result = labels.take(inverse)
     result.codes["behavior"] = np.full(len(texts), -1, np.int8)
     return result
