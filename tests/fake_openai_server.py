@@ -5,7 +5,8 @@ Programmable: `server.script` is a list of actions consumed one per request (the
   ("text", "raw")       200 with that exact content (e.g. bad JSON for the caller to reject)
   ("status", 429)       that HTTP status with an error body (plus Retry-After: 0 for 429)
   ("sleep", seconds)    sleep before answering with the default action (client timeouts)
-`server.requests` records every request body; `server.calls` counts them.
+`server.requests` records every request body; `server.calls` counts them. Answers report `usage`
+(characters counted as tokens), as OpenAI-compatible servers do.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ class FakeOpenAIServer:
                     if body.get("logprobs") and server.logprobs is not None:
                         choice["logprobs"] = {"content": server.logprobs(body, content)}
                     choices.append(choice)
+                prompt = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+                answer = sum(len(c["message"]["content"]) for c in choices)
+                usage = {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer}
                 self._send(200, {"id": "fake", "object": "chat.completion", "model": body.get("model"),
-                                 "choices": choices})
+                                 "choices": choices, "usage": usage})
 
             def _send(self, code: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")

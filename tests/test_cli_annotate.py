@@ -99,7 +99,7 @@ def test_annotate_events_writes_labels_beside_the_cache_and_reuses_the_store(tmp
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert (cache / "responses.parquet").is_file()
-    out = cache / "labels__offline.parquet"
+    out = cache / "labels__offline_nosnownlp.parquet"
     assert out.is_file()
     labels = read_labels(out)
     assert sorted(labels) == ["ev0", "ev1"]
@@ -251,3 +251,119 @@ def test_read_labels_errors(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "labels__other.parquet")
     with pytest.raises(FileNotFoundError, match="found 2"):
         read_labels(tmp_path)
+
+
+def test_annotate_never_writes_a_cache_over_the_data_or_its_folder(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    data = _write_events(proj / "events.jsonl")
+    (proj / "README.txt").write_text("mine", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in proj.iterdir()}
+    for cache in (proj, tmp_path):  # the data's folder, and a folder above it
+        res = runner.invoke(app, ["annotate", str(data), "--cache", str(cache), "--no-progress"])
+        assert res.exit_code == 2 and "contains the source" in flat(res.output), res.output
+    assert {p.name: p.read_bytes() for p in proj.iterdir()} == before
+
+
+def _files(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_reruns_keep_every_annotators_labels_and_caches(tmp_path):
+    pytest.importorskip("mfmdp.annotate.llm")
+    data = _write_events(tmp_path / "events.jsonl")
+    cache = tmp_path / "cache"
+    base = ["annotate", str(data), "--cache", str(cache), "--no-progress", "--annotator"]
+    for spec in ("offline", "offline:nosnownlp", "llm:backend=fake"):
+        res = runner.invoke(app, [*base, spec])
+        assert res.exit_code == 0, res.output
+    names = {p.name for p in cache.glob("labels__*.parquet")}
+    assert names == {"labels__offline.parquet", "labels__offline_nosnownlp.parquet", "labels__llm_fake.parquet"}
+    assert (cache / "encoder_cache" / "llm_annotations.sqlite").is_file()
+    kept = {k: v for k, v in _files(cache).items() if k not in ("index.json", "responses.parquet")}
+    # Rerunning one annotator rebuilds the data cache but keeps (and reuses) everything else.
+    res = runner.invoke(app, [*base, "llm:backend=fake"])
+    assert res.exit_code == 0, res.output
+    assert "0 new distinct texts, 10 reused" in flat(res.stdout)
+    after = _files(cache)
+    changed = [k for k, v in kept.items() if after.get(k) != v and not k.startswith("encoder_cache/")]
+    assert changed == [] and set(kept) <= set(after)
+
+
+def test_stored_labels_are_used_only_for_the_responses_they_label(tmp_path):
+    from mfmdp.annotate.schema import Labels
+    from mfmdp.annotate.store import event_labels, write_labels
+    from mfmdp.data import load
+
+    events = load(_write_events(tmp_path / "events.jsonl"))
+    ann = get_annotator("offline:nosnownlp")
+    zeros = [Labels({d: np.zeros(len(e), np.int8) for d in DIMENSIONS}) for e in events]
+    write_labels(tmp_path, ann, events, zeros)  # distinguishable from what the annotator says
+    got = event_labels(events, "offline:nosnownlp", tmp_path, progress=False)
+    assert all((lab.codes["state"] == 0).all() for lab in got)  # the file fits: used as is
+    for e in events:  # same counts, other responses (the data was rebuilt): the file is not trusted
+        e.table.ids[:] = [f"new-{i}" for i in e.table.ids]
+    got = event_labels(events, "offline:nosnownlp", tmp_path, progress=False)
+    ref = OfflineAnnotator(use_snownlp=False).annotate([str(t) for t in events[0].table.texts], events[0].topic.text)
+    assert np.array_equal(got[0].codes["state"], ref.codes["state"])
+
+
+def test_invalid_llm_answers_are_not_stored_and_fail_the_run(tmp_path, monkeypatch):
+    pytest.importorskip("mfmdp.annotate.llm")
+    from fake_openai_server import FakeOpenAIServer
+    from llm_helpers import good_answer_from_request
+
+    data = _write_events(tmp_path / "events.jsonl")
+    cache = tmp_path / "cache"
+    args = ["annotate", str(data), "--cache", str(cache), "--annotator", "llm", "--no-progress"]
+    monkeypatch.setenv("MFMDP_LLM_MODEL", "m")
+    with FakeOpenAIServer(default=("text", '{"items": [{"id": 1, "state": "happy"}]}')) as bad:
+        monkeypatch.setenv("MFMDP_LLM_BASE_URL", bad.base_url)
+        res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "12 of 12 responses (100%) got no labels" in flat(res.output), res.output
+    assert "0 of 12 responses labelled" in flat(res.output) and "Traceback" not in res.output
+    assert not list(cache.glob("labels__*.parquet"))  # no file of -1s for training to pick up
+    with FakeOpenAIServer(default=("json", good_answer_from_request)) as good:
+        monkeypatch.setenv("MFMDP_LLM_BASE_URL", good.base_url)
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert good.calls > 0 and "12 of 12 responses labelled" in flat(res.output)  # nothing bad was kept
+    labels = read_labels(cache / "labels__llm_openai_m.parquet")
+    assert all((lab.codes["state"] >= 0).all() for lab in labels.values())
+
+
+def test_an_unreachable_llm_server_gives_one_error_line(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("mfmdp.annotate.llm")
+    import socket
+
+    from mfmdp.llm.wrappers import RetryingModel
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MFMDP_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("MFMDP_LLM_MODEL", "m")
+    monkeypatch.setattr(RetryingModel, "_delay", lambda self, attempt, err: 0.0)
+    data = _write_events(tmp_path / "events.jsonl")
+    res = runner.invoke(app, ["annotate", str(data), "--cache", str(tmp_path / "c"), "--annotator", "llm",
+                              "--no-progress"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach" in errors[0], res.output
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) <= 1  # not one line per retry
+
+
+def test_llm_budget_from_the_command_line(tmp_path):
+    pytest.importorskip("mfmdp.annotate.llm")
+    data = _write_events(tmp_path / "events.jsonl")
+    cache = tmp_path / "cache"
+    args = ["annotate", str(data), "--cache", str(cache), "--annotator", "llm:backend=fake,items_per_call=1",
+            "--no-progress"]
+    res = runner.invoke(app, [*args, "--max-calls", "2"])
+    out = flat(res.output)
+    assert res.exit_code == 1 and "LLM: 2 calls" in out and "(budget 2 calls)" in out and "call limit" in out, out
+    assert not list(cache.glob("labels__*.parquet"))
+    res = runner.invoke(app, args)  # the two paid-for answers are reused
+    assert res.exit_code == 0 and "8 new distinct texts, 2 reused from the store" in flat(res.output), res.output
+    res = runner.invoke(app, ["annotate", str(data), "--cache", str(cache), "--max-calls", "2", "--no-progress"])
+    assert res.exit_code == 2 and "only apply to llm" in flat(res.output)

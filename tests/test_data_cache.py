@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -99,3 +100,36 @@ def test_profile_feature_matrix_handles_missing_profiles():
     m = profile_feature_matrix(cols, np.array([False, True]))
     assert (m[0] == 0).all()
     assert m[1].tolist() == pytest.approx([1, np.log1p(100) / 10, 0, 0, 1, 0, 1, 0, 1, 1])
+
+
+def test_a_cache_that_names_itself_fails_cleanly(source, tmp_path):
+    out = write_cache(load(source), tmp_path / "cache", source=source)
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    index["source"] = str(out.resolve())  # what older versions wrote for `data convert X X`
+    (out / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    assert len(load(out)) == len(load(source))  # the cached rows are still readable
+    with pytest.raises(DataFormatError, match="names itself as its source"):
+        load(out, use_cache=False)  # used to recurse until RecursionError
+
+
+def test_index_and_rows_that_disagree_are_reported(source, tmp_path):
+    out = write_cache(load(source), tmp_path / "cache", source=source)
+    index = json.loads((out / "index.json").read_text(encoding="utf-8"))
+    index["rows"] += 1  # as if the conversion was killed between replacing the two files
+    (out / "index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(DataFormatError, match="convert` again"):
+        load(out)
+
+
+def test_write_cache_never_replaces_foreign_files(source, tmp_path):
+    foreign = tmp_path / "results"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(ValueError, match="neither empty nor an mfmdp cache"):
+        write_cache(load(source), foreign, source=source)
+    assert (foreign / "keep.txt").read_text(encoding="utf-8") == "x"
+    (tmp_path / "cache.tmp").mkdir()  # a user's folder that happens to share the old temporary name
+    (tmp_path / "cache.tmp" / "keep.txt").write_text("y", encoding="utf-8")
+    write_cache(load(source), tmp_path / "cache", source=source)
+    assert (tmp_path / "cache.tmp" / "keep.txt").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cache.")]  # no temporary left behind

@@ -64,3 +64,46 @@ def test_convert_then_stats_and_split_from_cache(tmp_path):
     assert s.seed == 3 and set(s.assignments) == {e["id"] for e in direct["events"]}
     res = runner.invoke(app, ["data", "split", str(out), "--out", str(split_file), "--fractions", "1", "1", "1"])
     assert res.exit_code == 2 and "fractions" in res.output
+
+
+def _tree(root) -> dict:
+    """{relative path: bytes} of every file under root."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_convert_refuses_folders_it_does_not_own(tmp_path):
+    proj = tmp_path / "proj"
+    root = _data(proj)  # proj/data/...
+    (proj / "README.txt").write_text("mine", encoding="utf-8")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine too", encoding="utf-8")
+    before = _tree(tmp_path)
+    for src, out, why in [(root / "a.json", proj, "contains the source"),
+                          (root, root, "is the source data itself"),
+                          (root, root / "cache", "inside the source folder"),
+                          (root, tmp_path / "other", "neither empty nor an mfmdp cache"),
+                          (root, proj / "README.txt", "neither empty nor an mfmdp cache")]:
+        res = runner.invoke(app, ["data", "convert", str(src), str(out)])
+        assert res.exit_code == 2 and why in " ".join(res.output.split()), (src, out, res.output)
+        assert len(res.output.strip().splitlines()) == 1  # one line, no traceback
+    assert _tree(tmp_path) == before  # nothing deleted, nothing added
+    (tmp_path / "empty").mkdir()
+    assert runner.invoke(app, ["data", "convert", str(root), str(tmp_path / "empty")]).exit_code == 0
+
+
+def test_reconvert_keeps_what_others_wrote_in_the_cache(tmp_path):
+    root = _data(tmp_path)
+    out = tmp_path / "cache"
+    assert runner.invoke(app, ["data", "convert", str(root), str(out)]).exit_code == 0
+    planted = {"labels__llm_openai_m.parquet": b"labels", "label_store/offline__abc.parquet": b"store",
+               "encoder_cache/llm_annotations.sqlite": b"paid for", "notes.txt": b"mine"}
+    for name, data in planted.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    res = runner.invoke(app, ["data", "convert", str(root), str(out)])
+    assert res.exit_code == 0, res.output
+    assert all((out / name).read_bytes() == data for name, data in planted.items())
+    assert json.loads(runner.invoke(app, ["data", "stats", str(out), "--json"]).stdout)["total_responses"] == 13
+    # converting a cache again records the original data as its source, never the cache itself
+    assert runner.invoke(app, ["data", "convert", str(out), str(out)]).exit_code == 0
+    assert json.loads((out / "index.json").read_text(encoding="utf-8"))["source"] == str(root.resolve())

@@ -12,7 +12,7 @@ from llm_helpers import good_answer, good_answer_from_request, prompt_items, rul
 from mfmdp.annotate.base import Annotator
 from mfmdp.annotate.llm import LLMAnnotator, LLMAnnotatorConfig, parse_answer
 from mfmdp.annotate.schema import DIMENSIONS, label_index
-from mfmdp.llm import FakeChatModel, RetryingModel
+from mfmdp.llm import CallLimitModel, FakeChatModel, RetryingModel
 from mfmdp.llm.openai_http import OpenAIChatModel
 
 TEXTS = ["这是假的吧", "转发微博", "好人一生平安", "转发微博", "谣言，别信", "哦"]
@@ -156,3 +156,28 @@ def test_fake_backend_gives_schema_valid_deterministic_labels(tmp_path):
         if d != "behavior":
             assert (a.codes[d] >= 0).all() and (a.codes[d] == b.codes[d]).all()
     assert ann.stats["failed"] == 0
+
+
+def test_a_spent_budget_stops_calls_and_leaves_the_rest_unlabelled_and_uncached(tmp_path):
+    with FakeOpenAIServer(default=("json", good_answer_from_request)) as srv:
+        model = OpenAIChatModel(base_url=srv.base_url, model="m", timeout=5)
+        ann = LLMAnnotator(CallLimitModel(model, 2), cache_dir=tmp_path,
+                           config=LLMAnnotatorConfig(items_per_call=1, max_concurrency=1))
+        lab = ann.annotate(TEXTS, TOPIC)
+        assert srv.calls == 2 and "call limit" in ann.stopped
+        labelled = {t for t, s in zip(TEXTS, lab.codes["state"]) if s >= 0}
+        assert len(labelled) == 2 and ann.stats["failed"] == 3  # of 5 distinct texts
+        assert len(ann.cache) == 2  # the unlabelled ones are not cached: a rerun asks for them
+        assert ann.stats["tokens"] == sum(len(r["messages"][0]["content"]) for r in srv.requests) + \
+            sum(len(good_answer_from_request(r)) for r in srv.requests)
+
+
+def test_budget_comes_from_the_spec(tmp_path):
+    from mfmdp.annotate.registry import get_annotator
+
+    ann = get_annotator("llm:backend=fake,items_per_call=1,max_calls=3", cache_dir=str(tmp_path))
+    lab = ann.annotate(TEXTS, TOPIC)
+    assert ann.model.calls == 3 and len({t for t, s in zip(TEXTS, lab.codes["state"]) if s >= 0}) == 3
+    assert get_annotator("llm:backend=fake,max_calls=3", max_calls=7).config.max_calls == 7  # the CLI wins
+    with pytest.raises(ValueError, match="only apply to llm"):
+        get_annotator("offline", max_calls=3)

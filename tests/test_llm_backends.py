@@ -148,3 +148,30 @@ def test_retry_logs_do_not_contain_the_key(caplog):
         with caplog.at_level(logging.DEBUG):
             m.complete(user("x"))
     assert "sk-hidden" not in caplog.text and "retry 1" in caplog.text
+
+
+def test_budget_never_lets_a_request_pass_it():
+    with FakeOpenAIServer(default=("text", "答")) as srv:
+        m = CallLimitModel(OpenAIChatModel(base_url=srv.base_url, model="m", timeout=5), max_tokens=300)
+        sent = 0
+        with pytest.raises(CallLimitExceeded, match="token budget"):
+            while True:
+                m.complete(user("x" * 50), max_tokens=100)
+                sent += 1
+        used = sum(len(r["messages"][0]["content"]) + 1 for r in srv.requests)  # what the server reported
+        assert sent == srv.calls >= 1 and m.tokens == used <= 300
+        # the refused request was never sent, and the bound it was refused on covers the prompt and answer
+        assert m.tokens + 50 + 8 + 100 > 300
+
+
+def test_a_dead_server_logs_one_retry_warning(caplog, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    m = RetryingModel(OpenAIChatModel(base_url=f"http://127.0.0.1:{port}/v1", model="m", timeout=1), max_retries=3,
+                      sleep=lambda s: None)
+    with caplog.at_level(logging.WARNING), pytest.raises(TransientLLMError, match="cannot reach"):
+        m.complete(user("x"))
+    assert m.retries == 3 and len(caplog.records) == 1

@@ -18,11 +18,12 @@ from typing import Sequence
 import numpy as np
 
 from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS, Labels
-from mfmdp.llm.base import bounded_map, user
+from mfmdp.llm.base import Completion, bounded_map, user
 from mfmdp.llm.cache import SqliteCache, cache_key
-from mfmdp.llm.errors import LLMError
+from mfmdp.llm.errors import CallLimitExceeded, LLMError
 from mfmdp.llm.jsonout import extract_json
 from mfmdp.llm.prompts import PromptTemplate, load_prompt
+from mfmdp.llm.wrappers import usage_tokens
 
 log = logging.getLogger(__name__)
 CONFIDENCE_VALUE = {"high": 1.0, "low": 0.5}
@@ -41,6 +42,8 @@ class LLMAnnotatorConfig:
     text_chars: int = 500
     cache_dir: str | None = None
     prompt_path: str | None = None  # a user's own template (must keep the fields and the version header)
+    max_calls: int | None = None  # budget: no request that would pass it is sent (None: unlimited)
+    max_total_tokens: int | None = None  # budget in tokens, prompt and answer (see CallLimitModel)
 
 
 def validate_item(item: object) -> dict[str, str]:
@@ -118,7 +121,8 @@ class LLMAnnotator:
         self.name = f"llm:{model.name}"
         cache_dir = cache_dir or self.config.cache_dir
         self.cache = SqliteCache(Path(cache_dir) / "llm_annotations.sqlite", "labels") if cache_dir else None
-        self.stats = {"calls": 0, "cached": 0, "annotated": 0, "retried_items": 0, "failed": 0}
+        self.stats = {"calls": 0, "tokens": 0, "cached": 0, "annotated": 0, "retried_items": 0, "failed": 0}
+        self.stopped: str | None = None  # why no more calls are made (the budget), once that happens
         self._lock = threading.Lock()
 
     @classmethod
@@ -131,7 +135,8 @@ class LLMAnnotator:
 
             if config.backend == "fake":  # schema-valid deterministic answers, for demos and tests
                 backend_kw.setdefault("responder", fake_annotation_responder)
-            model = get_chat_model(config.backend, **backend_kw)
+            model = get_chat_model(config.backend, max_calls=config.max_calls,
+                                   max_total_tokens=config.max_total_tokens, **backend_kw)
         return cls(model, config=config)
 
     @classmethod
@@ -156,10 +161,11 @@ class LLMAnnotator:
     # --- one call over a chunk of texts -------------------------------------------------------
     def _call(self, topic: str, chunk: list[str]) -> tuple[dict[str, dict], list[str]]:
         ids = list(range(1, len(chunk) + 1))
-        answer = self.model.complete(user(self.render(topic, chunk)), temperature=self.config.temperature,
-                                     max_tokens=self.config.max_tokens)
-        with self._lock:
-            self.stats["calls"] += 1
+        try:
+            answer = self._complete(user(self.render(topic, chunk)))
+        except CallLimitExceeded as err:  # the budget is spent: these items fail, nothing is cached
+            self.stopped = str(err)
+            return {}, chunk
         good, errors = parse_answer(answer, ids)
         done = {chunk[i - 1]: v for i, v in good.items()}
         if self.cache is not None and done:
@@ -168,6 +174,16 @@ class LLMAnnotator:
             log.debug("LLM annotator: %d/%d items invalid (%s)", len(errors), len(chunk),
                       next(iter(errors.values())))
         return done, [chunk[i - 1] for i in errors]
+
+    def _complete(self, messages) -> str:
+        """The model's answer; counts the call and the tokens the server reports."""
+        kw = {"temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+        complete_full = getattr(self.model, "complete_full", None)
+        out = complete_full(messages, **kw) if complete_full else Completion(self.model.complete(messages, **kw))
+        with self._lock:
+            self.stats["calls"] += 1
+            self.stats["tokens"] += usage_tokens(out, 0)
+        return out.text
 
     def label_texts(self, texts: Sequence[str], topic: str) -> dict[str, dict]:
         """{text: {dimension: label, 'confidence': ...}} for the unique texts it could label."""
@@ -184,7 +200,7 @@ class LLMAnnotator:
         todo = [t for t in unique if t not in result]
         size = max(1, self.config.items_per_call)
         for round_ in range(self.config.item_retries + 1):
-            if not todo:
+            if not todo or self.stopped:
                 break
             if round_:
                 self.stats["retried_items"] += len(todo)
@@ -200,8 +216,9 @@ class LLMAnnotator:
                 todo.extend(failed)
         if todo:
             self.stats["failed"] += len(todo)
-            log.warning("LLM annotator: %d texts got no valid labels after %d rounds; left unknown (-1)",
-                        len(todo), self.config.item_retries + 1)
+            log.warning("LLM annotator: %d texts got no valid labels %s; left unknown (-1), not cached",
+                        len(todo), f"({self.stopped})" if self.stopped else
+                        f"after {self.config.item_retries + 1} rounds")
         return result
 
     def annotate(self, texts: Sequence[str], topic: str, behaviors: np.ndarray | None = None) -> Labels:

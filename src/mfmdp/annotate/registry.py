@@ -6,7 +6,8 @@ Specs:
   distilled:DIR              a classifier trained by `mfmdp annotate distill ... --out DIR`
   llm                        LLM over an OpenAI-compatible API from MFMDP_LLM_BASE_URL/_MODEL/_API_KEY
   llm:KEY=VALUE,KEY=VALUE    the same with LLMAnnotatorConfig overrides (e.g. backend=fake,items_per_call=5)
-Every annotator gets a `fingerprint` (name + rule/model version) used to key the label store.
+Every annotator gets a `fingerprint` (name + rule/model version) used to key the label store, and a
+`label_key` (the spec, with the model for llm) that names its label files, so two specs never share one.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from mfmdp.annotate.base import Annotator
 SPECS_HELP = "offline | offline:nosnownlp | distilled:DIR | llm | llm:key=value,..."
 
 
-def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annotator:
+def get_annotator(spec: str = "offline", cache_dir: str | None = None, **llm_options) -> Annotator:
+    """`llm_options` (e.g. a budget from the command line) override the spec's llm options; None values
+    are ignored, and any other value is an error for annotators other than llm."""
     kind, _, arg = (spec or "offline").partition(":")
     kind = kind.strip().lower()
+    llm_options = {k: v for k, v in llm_options.items() if v is not None}
+    if llm_options and kind != "llm":
+        raise ValueError(f"annotator spec {spec!r}: {', '.join(llm_options)} only apply to llm annotators")
     if kind == "offline":
         from mfmdp.annotate.offline import OfflineAnnotator
 
@@ -29,6 +35,7 @@ def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annota
             raise ValueError(f"annotator spec {spec!r}: offline takes no option but 'nosnownlp'")
         annotator = OfflineAnnotator(use_snownlp=arg != "nosnownlp")
         annotator.fingerprint = f"{annotator.version}{'-nosnownlp' if arg else ''}"
+        annotator.label_key = f"offline:{arg}" if arg else "offline"
         return annotator
     if kind == "distilled":
         if not arg:
@@ -40,13 +47,14 @@ def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annota
         directory = Path(arg)
         annotator = DistilledAnnotator.load(directory, cache_dir=cache_dir)
         annotator.fingerprint = "distilled-" + _files_digest(directory)
+        annotator.label_key = f"distilled:{directory.resolve()}"
         return annotator
     if kind == "llm":
         try:
             from mfmdp.annotate.llm import LLMAnnotator
         except ImportError as err:
             raise RuntimeError(f"the LLM annotator needs its extra: pip install 'mfmdp[llm]' ({err})") from err
-        overrides = _parse_options(spec, arg)
+        overrides = {**_parse_options(spec, arg), **llm_options}
         if "backend" in overrides:
             if cache_dir and "cache_dir" not in overrides:
                 overrides["cache_dir"] = cache_dir
@@ -55,6 +63,7 @@ def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annota
             annotator = LLMAnnotator.from_env(cache_dir=cache_dir, **overrides)
         # The LLM keeps its own persistent cache; the store key still separates models and prompts.
         annotator.fingerprint = f"{annotator.name}-{getattr(annotator.prompt, 'id', '')}"
+        annotator.label_key = annotator.name  # llm:<backend model>: the spec's options do not change labels
         return annotator
     raise ValueError(f"unknown annotator spec {spec!r}; use {SPECS_HELP}")
 

@@ -34,11 +34,13 @@ _CHUNK = 4096  # texts per annotate() call: progress granularity and bounded mem
 
 
 def annotator_slug(annotator: Annotator | str) -> str:
-    """File-name-safe short name: "offline", "distilled_annotator", "llm_gpt-4o-mini"."""
-    name = annotator if isinstance(annotator, str) else annotator.name
+    """File-name-safe name of an annotator's labels, from its `label_key` (see registry) or its name:
+    "offline", "offline_nosnownlp", "distilled_annotator-1a2b3c4d", "llm_openai_gpt-4o-mini"."""
+    name = annotator if isinstance(annotator, str) else getattr(annotator, "label_key", None) or annotator.name
     kind, _, rest = name.partition(":")
-    if kind == "distilled" and rest:
-        rest = Path(rest.rstrip("/")).name
+    if kind == "distilled" and rest:  # the folder's name, and a hash of its path: two models never collide
+        directory = Path(rest.rstrip("/")).resolve()
+        rest = f"{directory.name}-{hashlib.blake2b(str(directory).encode(), digest_size=4).hexdigest()}"
     slug = kind if not rest else f"{kind}_{rest}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", slug).strip("_") or "annotator"
 
@@ -138,6 +140,11 @@ class LabelStore:
         return self.path
 
 
+def unlabelled(labels: Labels) -> np.ndarray:
+    """Mask of the items with no label on any text dimension: the annotator failed on them."""
+    return np.logical_and.reduce([labels.codes[d] < 0 for d in TEXT_DIMENSIONS])
+
+
 def uses_topic(annotator: Annotator) -> bool:
     """Whether labels depend on the topic (then the topic is part of the dedup and store keys)."""
     return bool(getattr(annotator, "uses_topic", True))
@@ -198,8 +205,9 @@ def annotate_texts(
                 labels.confidence[idx_arr] = out.confidence
             if progress is not None:
                 progress(len(chunk))
-        if store is not None:
-            store.add(keys[missing], labels.take(missing))
+        if store is not None:  # items the annotator failed on are asked again next run, never stored
+            labelled = missing[~unlabelled(labels.take(missing))]
+            store.add(keys[labelled], labels.take(labelled))
     result = labels.take(inverse)
     result.codes["behavior"] = np.full(len(texts), -1, np.int8)
     return result
@@ -305,15 +313,27 @@ def read_labels(path: str | os.PathLike) -> dict[str, Labels]:
     event_ids = table.column("event_id").to_numpy(zero_copy_only=False)
     codes = {d: table.column(f"labels.{d}").to_numpy().astype(np.int8) for d in DIMENSIONS}
     conf = table.column("confidence").to_numpy().astype(np.float32)
-    out: dict[str, Labels] = {}
+    return {event: Labels({d: c[s:e].copy() for d, c in codes.items()}, conf[s:e].copy())
+            for event, s, e in _event_runs(event_ids)}
+
+
+def read_label_ids(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Response ids per event id of a `labels__*.parquet` file (to check its rows still fit the data)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["event_id", "id"])
+    ids = table.column("id").to_numpy(zero_copy_only=False)
+    return {event: ids[s:e] for event, s, e in _event_runs(table.column("event_id").to_numpy(zero_copy_only=False))}
+
+
+def _event_runs(event_ids: np.ndarray) -> list[tuple[str, int, int]]:
+    """(event id, start, end) of each run of equal event ids (rows of one event are contiguous)."""
     if len(event_ids) == 0:
-        return out
+        return []
     change = np.flatnonzero(event_ids[1:] != event_ids[:-1]) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [len(event_ids)]])
-    for s, e in zip(starts, ends):
-        out[str(event_ids[s])] = Labels({d: c[s:e].copy() for d, c in codes.items()}, conf[s:e].copy())
-    return out
+    return [(str(event_ids[s]), int(s), int(e)) for s, e in zip(starts, ends)]
 
 
 def event_labels(events: Sequence, annotator: str, data_path: Path | None = None, progress: bool = True) -> list[Labels]:
@@ -332,9 +352,13 @@ def event_labels(events: Sequence, annotator: str, data_path: Path | None = None
     from mfmdp.annotate.registry import get_annotator
 
     ann = get_annotator(annotator)
-    if data_path is not None and data_path.is_dir() and labels_path(data_path, ann).is_file():
-        stored = read_labels(labels_path(data_path, ann))
-        if all(e.id in stored and stored[e.id].n == len(e) for e in events):
-            log.info("labels from %s", labels_path(data_path, ann))
+    path = labels_path(data_path, ann) if data_path is not None and data_path.is_dir() else None
+    if path is not None and path.is_file():
+        # Label files outlive cache rebuilds: use one only when its rows are exactly these responses.
+        stored, ids = read_labels(path), read_label_ids(path)
+        if all(e.id in ids and np.array_equal(ids[e.id], np.asarray(e.table.ids)) for e in events):
+            log.info("labels from %s", path)
             return [stored[e.id] for e in events]
+        log.warning("%s does not match the data's responses (the data changed since labelling): annotating "
+                    "again", path)
     return annotate_events(events, ann, show_progress=progress)

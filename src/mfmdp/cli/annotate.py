@@ -36,18 +36,31 @@ class _EventsByDefault(TyperGroup):
 app = typer.Typer(no_args_is_help=True, cls=_EventsByDefault)
 
 
-def _fail(err: Exception | str) -> None:
+def _fail(err: Exception | str, code: int = 2) -> None:
+    """One line on stderr; exit 2 for bad input, 1 for a run that could not finish."""
     _err.print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
-def _annotator(spec: str, cache_dir: str | None = None):
+def _annotator(spec: str, cache_dir: str | None = None, **llm_options):
     from mfmdp.annotate.registry import get_annotator
 
     try:
-        return get_annotator(spec, cache_dir=cache_dir)
+        return get_annotator(spec, cache_dir=cache_dir, **llm_options)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         _fail(err)
+
+
+def _llm_usage(ann) -> str | None:
+    """'LLM: 12 calls, 3456 tokens (budget 20 calls)' for LLM annotators, else None."""
+    stats, config = getattr(ann, "stats", None), getattr(ann, "config", None)
+    if stats is None or not hasattr(config, "max_calls"):
+        return None
+    budget = [f"{v} {unit}" for v, unit in ((config.max_calls, "calls"), (config.max_total_tokens, "tokens"))
+              if v is not None]
+    tokens = f"{stats['tokens']} tokens" if stats["tokens"] else "tokens not reported"
+    return (f"LLM: {stats['calls']} calls, {tokens}, {stats['cached']} texts from its cache"
+            + (f" (budget {', '.join(budget)})" if budget else ""))
 
 
 @app.command("events")
@@ -60,42 +73,69 @@ def events(
         help="Data cache folder to write (when PATH is not one already); default ./mfmdp-cache/<PATH name>.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    max_failed: float = typer.Option(0.05, "--max-failed", min=0.0, max=1.0,
+                                     help="Share of responses that may end without labels; above it the run "
+                                          "fails (exit 1) and writes no label file."),
+    max_calls: int = typer.Option(None, "--max-calls", min=0,
+                                  help="LLM budget: requests (retries included); overrides llm:max_calls=."),
+    max_total_tokens: int = typer.Option(None, "--max-total-tokens", min=0,
+                                         help="LLM budget: tokens; overrides llm:max_total_tokens=."),
 ) -> None:
     """Label every response on all dimensions; write labels__<annotator>.parquet beside the cached data."""
-    from mfmdp.annotate.store import STORE_DIR, LabelStore, annotate_events, write_labels
-    from mfmdp.data.cache import is_cache, write_cache
+    from mfmdp.annotate.store import STORE_DIR, LabelStore, annotate_events, unlabelled, write_labels
+    from mfmdp.data.cache import check_cache_target, is_cache, original_source, write_cache
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
+    from mfmdp.llm.errors import LLMError
 
     if not path.exists():
         _fail(f"{path}: no such file or folder")
+    in_place = is_cache(path) and (cache is None or cache.resolve() == path.resolve())
+    cache_dir = path if in_place else cache or Path("mfmdp-cache") / path.resolve().name
+    source = original_source(path)
+    if not in_place:
+        try:  # before loading: a refusal should cost nothing
+            check_cache_target(cache_dir, source)
+        except ValueError as err:
+            _fail(err)
     t0 = time.perf_counter()
     report = LoadReport()
     try:
         evs = load(path, report=report, progress=progress)
     except DataFormatError as err:
         _fail(err)
-    if is_cache(path) and cache is None:
-        cache_dir = path
-    else:
-        cache_dir = cache or Path("mfmdp-cache") / path.resolve().name
-        if not report.from_cache or cache_dir.resolve() != path.resolve():
-            write_cache(evs, cache_dir, source=path)
-            _err.print(f"data cache written to {cache_dir}")
+    if not (in_place and report.from_cache):  # a stale cache given in place is refreshed
+        write_cache(evs, cache_dir, source=source)
+        _err.print(f"data cache written to {cache_dir}")
     t_load = time.perf_counter() - t0
-    ann = _annotator(annotator, cache_dir=str(cache_dir / "encoder_cache"))
+    ann = _annotator(annotator, cache_dir=str(cache_dir / "encoder_cache"), max_calls=max_calls,
+                     max_total_tokens=max_total_tokens)
     store = LabelStore(cache_dir / STORE_DIR, ann)
     stored_before = len(store)
     t1 = time.perf_counter()
-    labels = annotate_events(evs, ann, store, show_progress=progress)
-    out = write_labels(cache_dir, ann, evs, labels)
+    try:
+        labels = annotate_events(evs, ann, store, show_progress=progress)
+    except LLMError as err:  # the server is down or refuses: what it answered is in the LLM cache
+        answered = getattr(ann, "stats", {}).get("calls", 0)
+        _fail(f"{err} ({answered} LLM calls answered before it; their labels are cached, a rerun does not pay "
+              "for them again)" if answered else f"{err} (no LLM answer received)", 1)
     t_ann = time.perf_counter() - t1
     n = sum(lab.n for lab in labels)
+    failed = sum(int(unlabelled(lab).sum()) for lab in labels)
     _console.print(
-        f"{len(evs)} events, {n} responses labelled by {ann.name} in {t_ann:.1f}s "
+        f"{len(evs)} events, {n - failed} of {n} responses labelled by {ann.name} in {t_ann:.1f}s "
         f"(loading {t_load:.1f}s; {len(store) - stored_before} new distinct texts, "
         f"{stored_before} reused from the store)"
+        + (f"; {failed} failed: left unknown, not stored, asked again by a rerun" if failed else "")
     )
+    usage = _llm_usage(ann)
+    if usage:
+        _console.print(usage)
+    if failed > max_failed * n:
+        why = getattr(ann, "stopped", None) or "no valid answer"
+        _fail(f"{failed} of {n} responses ({failed / n:.0%}) got no labels ({why}), more than --max-failed "
+              f"{max_failed:.0%}: no label file written; labels received are kept, rerun to retry the rest", 1)
+    out = write_labels(cache_dir, ann, evs, labels)
     _console.print(f"labels: {out}")
 
 

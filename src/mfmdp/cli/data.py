@@ -15,7 +15,7 @@ _console = Console()
 
 
 def _fail(err: Exception) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {err}")
+    Console(stderr=True).print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -99,16 +99,22 @@ def stats(
 @app.command()
 def convert(
     path: Path = typer.Argument(..., help="Events to convert (file or folder, any supported format)."),
-    out: Path = typer.Argument(..., help="Cache folder to write (replaced if it exists)."),
+    out: Path = typer.Argument(..., help="Cache folder to write: new, empty, or a cache to refresh (other files "
+                                         "in it, such as labels, are kept)."),
 ) -> None:
     """Write a Parquet cache that `load(OUT)` (and every command taking a data path) reuses."""
     import time
 
-    from mfmdp.data.cache import write_cache
+    from mfmdp.data.cache import check_cache_target, original_source, write_cache
 
+    source = original_source(path)
+    try:  # before loading: a refusal should cost nothing
+        check_cache_target(out, source)
+    except ValueError as e:
+        _fail(e)
     t0 = time.perf_counter()
     events, report = _load(path, use_cache=False)
-    write_cache(events, out, source=path)
+    write_cache(events, out, source=source)
     n = sum(len(e) for e in events)
     _console.print(f"wrote {out}: {len(events)} events, {n} responses in {time.perf_counter() - t0:.1f} s"
                    + (f" ({len(report.skipped_sources)} files/folders skipped)" if report.skipped_sources else ""))

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -69,6 +70,46 @@ def source_of(path: Path) -> str | None:
         raise DataFormatError(Path(path) / INDEX, f"unreadable cache index: {e}") from None
 
 
+def _within(path: Path, folder: Path) -> bool:
+    """Whether resolved `path` is `folder` or lies under it."""
+    return path == folder or folder in path.parents
+
+
+def names_itself(cache: Path, source: str | os.PathLike | None) -> bool:
+    """Whether a cache's recorded source is the cache folder itself (or inside it): following it would
+    loop forever. Older versions wrote such caches for `mfmdp data convert X X`."""
+    return source is not None and _within(Path(source).resolve(), Path(cache).resolve())
+
+
+def original_source(path: str | os.PathLike) -> Path:
+    """What a cache at `path` should record as its source: a cache's own source, else `path` itself."""
+    path = Path(path)
+    if is_cache(path):
+        src = source_of(path)
+        if src is not None and not names_itself(path, src):
+            return Path(src)
+    return path
+
+
+def check_cache_target(out: str | os.PathLike, source: str | os.PathLike | None = None) -> None:
+    """ValueError unless writing a cache to `out` is safe: `out` is absent, an empty folder or an mfmdp
+    cache, and neither is nor contains nor lies inside `source` (files the user owns are never replaced,
+    and a cache inside its source would be read back as data)."""
+    out = Path(out).resolve()
+    if source is not None:
+        src = Path(source).resolve()
+        if src == out:
+            raise ValueError(f"{out}: is the source data itself; write the cache to another folder")
+        if _within(src, out):
+            raise ValueError(f"{out}: contains the source {src}; write the cache to a folder outside it")
+        if src.is_dir() and _within(out, src):
+            raise ValueError(f"{out}: lies inside the source folder {src}, where it would be read back as data; "
+                             "write the cache to a folder outside it")
+    if out.exists() and not (out.is_dir() and (is_cache(out) or not any(out.iterdir()))):
+        raise ValueError(f"{out}: exists and is neither empty nor an mfmdp cache; refusing to write over it "
+                         "(choose a new folder)")
+
+
 # ------------------------------------------------------------------------------------ source files
 def source_fingerprint(source: Path) -> list[list]:
     """[relative path, mtime_ns, size] of every file under `source` (or the file itself)."""
@@ -86,11 +127,13 @@ def source_fingerprint(source: Path) -> list[list]:
     return out
 
 
-def stale_reason(index: dict) -> str | None:
+def stale_reason(index: dict, cache: Path | None = None) -> str | None:
     """Why the cache no longer matches its source, or None when it does (or the source is gone)."""
     src = Path(index["source"])
     if not src.exists():
         return None  # a cache is allowed to outlive its source (e.g. copied to another machine)
+    if cache is not None and names_itself(cache, src):
+        return None  # a cache that names itself has no other source to fall back to
     now = source_fingerprint(src)
     if now != index["source_files"]:
         old = {p: (m, s) for p, m, s in index["source_files"]}
@@ -164,16 +207,33 @@ def _arrow_table(cols: dict[str, list]):
 
 
 def write_cache(events: Iterable[Event], out: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
-    """Write `events` as a cache folder `out` (replaced atomically). `source`: where they came from."""
+    """Write `events` as a cache folder `out`. `source`: where they came from.
+
+    Only the cache's own files are replaced (atomically); anything else in `out` (label stores, LLM and
+    encoder caches) is kept. ValueError when `out` is not safe to write (see `check_cache_target`)."""
     import pyarrow.parquet as pq
 
     events = list(events)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    pq.write_table(_arrow_table(_event_columns(events)), tmp / RESPONSES, compression="zstd")
+    check_cache_target(out, source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        table = _arrow_table(_event_columns(events))
+        pq.write_table(table, tmp / RESPONSES, compression="zstd")
+        src = Path(source).resolve() if source is not None else None
+        index = {"format": MARKER, "version": VERSION, "source": str(src) if src else None,
+                 "source_files": source_fingerprint(src) if src and src.exists() else [],
+                 "rows": table.num_rows, "events": _index_entries(events)}
+        with open(tmp / INDEX, "w", encoding="utf-8") as f:
+            json.dump(index, f, ensure_ascii=False)
+        _install(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder (gone already when renamed)
+    return out
+
+
+def _index_entries(events: list[Event]) -> list[dict]:
     entries, offset = [], 0
     for e in events:
         meta = {k: v for k, v in e.metadata.items() if k != "labels"}
@@ -186,15 +246,18 @@ def write_cache(events: Iterable[Event], out: str | os.PathLike, source: str | o
             "metadata": _json_safe(meta), "skipped": dict(e.skipped), "path": e.path,
         })
         offset += len(e.responses)
-    src = Path(source).resolve() if source is not None else None
-    index = {"format": MARKER, "version": VERSION, "source": str(src) if src else None,
-             "source_files": source_fingerprint(src) if src and src.exists() else [], "events": entries}
-    with open(tmp / INDEX, "w", encoding="utf-8") as f:
-        json.dump(index, f, ensure_ascii=False)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    return entries
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Move the freshly written cache files from `tmp` into `out`, keeping everything else there."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    os.replace(tmp / RESPONSES, out / RESPONSES)
+    os.replace(tmp / INDEX, out / INDEX)  # last: the index is what makes the new rows visible
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -355,7 +418,7 @@ def load_cache(path: str | os.PathLike, check_stale: bool = True) -> list[Event]
     if index.get("format") != MARKER or index.get("version") != VERSION:
         raise DataFormatError(path / INDEX, f"not an mfmdp cache of version {VERSION}", field="version")
     if check_stale and index.get("source"):
-        reason = stale_reason(index)
+        reason = stale_reason(index, path)
         if reason is not None:
             from mfmdp.data.loading import load
 
@@ -364,6 +427,9 @@ def load_cache(path: str | os.PathLike, check_stale: bool = True) -> list[Event]
             return load(index["source"], use_cache=False)
     rows = pq.read_table(path / RESPONSES)
     total = rows.num_rows
+    if index.get("rows", total) != total:
+        raise DataFormatError(path / INDEX, f"the index expects {index['rows']} rows, {RESPONSES} has {total} "
+                              "(an interrupted conversion?); run `mfmdp data convert` again", field="rows")
     events: list[Event] = []
     for i, e in enumerate(index["events"]):
         a, n = e["offset"], e["count"]

@@ -130,6 +130,9 @@ def load(path: str | os.PathLike, *, report: LoadReport | None = None, use_cache
             report.from_cache = all(isinstance(e, cache_mod.CachedEvent) for e in events)  # False when stale
             return events
         source = cache_mod.source_of(path)
+        if cache_mod.names_itself(path, source):
+            raise DataFormatError(path, "this cache names itself as its source (written by an older mfmdp); "
+                                        "convert the original data again into a new folder")
         if source is None or not Path(source).exists():
             raise DataFormatError(path, f"a cache was given with use_cache=False and its source {source} is gone")
         return load(source, report=report, use_cache=False, progress=progress)

@@ -115,7 +115,10 @@ class OpenAIChatModel(ChatModelBase):
         choices = data.get("choices") or []
         if not choices:
             raise TransientLLMError(f"chat completion without choices: {str(data)[:200]}")
-        return self._choice(data, choices[0])
+        out = self._choice(data, choices[0])
+        if isinstance(data.get("usage"), dict):  # token counts, for budgets and reports
+            out.extra["usage"] = data["usage"]
+        return out
 
     def sample(self, messages: Sequence[Message], n: int, **kw) -> list[Completion]:
         data = self._post(self._payload(messages, dict(kw, n=n)))

@@ -33,15 +33,17 @@ def _fake(arg: str | None, **kw):
 BACKENDS = {"openai": _openai, "hf": _hf, "fake": _fake}
 
 
-def get_chat_model(spec: str = "openai", *, retries: int = 5, max_calls: int | None = None, **kw):
-    """Build the backend named by `spec`; remote backends get retry (and an optional call limit)."""
+def get_chat_model(spec: str = "openai", *, retries: int = 5, max_calls: int | None = None,
+                   max_total_tokens: int | None = None, **kw):
+    """Build the backend named by `spec`; remote backends get retry (and an optional budget of calls
+    and tokens, charged for every attempt)."""
     kind, _, arg = spec.partition(":")
     if kind not in BACKENDS:
         raise ValueError(f"unknown LLM backend {spec!r}; known: {', '.join(BACKENDS)} "
                          "(e.g. 'openai', 'openai:qwen2-7b', 'hf:/models/qwen2-1.5b', 'fake')")
     model = BACKENDS[kind](arg or None, **kw)
-    if max_calls is not None:
-        model = CallLimitModel(model, max_calls)
+    if max_calls is not None or max_total_tokens is not None:
+        model = CallLimitModel(model, max_calls, max_total_tokens)
     if kind == "openai" and retries > 0:
         model = RetryingModel(model, max_retries=retries)
     return model

@@ -52,6 +52,8 @@ class RetryingModel(_Wrapper):
         self._rng = random.Random(seed)
         self._sleep = sleep
         self.retries = 0  # total retries made, for logs and tests
+        self._warned = False  # the first retry is a warning, later ones debug lines (a dead server: one line)
+        self._warn_lock = threading.Lock()
 
     def _delay(self, attempt: int, err: TransientLLMError) -> float:
         if err.retry_after is not None:
@@ -66,9 +68,11 @@ class RetryingModel(_Wrapper):
                 if attempt == self.max_retries:
                     raise
                 delay = self._delay(attempt, err)
-                self.retries += 1
-                log.warning("LLM call failed (%s); retry %d/%d in %.2fs", err, attempt + 1,
-                            self.max_retries, delay)
+                with self._warn_lock:
+                    self.retries += 1
+                    level, self._warned = (logging.DEBUG if self._warned else logging.WARNING), True
+                log.log(level, "LLM call failed (%s); retry %d/%d in %.2fs%s", err, attempt + 1, self.max_retries,
+                        delay, "" if level == logging.DEBUG else " (further retries are logged at debug level)")
                 self._sleep(delay)
         raise AssertionError("unreachable")
 
@@ -83,31 +87,79 @@ class RetryingModel(_Wrapper):
 
 
 class CallLimitModel(_Wrapper):
-    """Raises CallLimitExceeded once `max_calls` requests have been made (thread-safe)."""
+    """A spending budget: raises CallLimitExceeded *before* a request that could take the run past
+    `max_calls` requests or `max_tokens` tokens (None: no limit; thread-safe; every attempt counts,
+    retries included). Tokens are reserved at an upper bound (`token_bound`) when a request starts
+    and settled to the server's reported usage when it returns; a request that fails costs no tokens."""
 
-    def __init__(self, inner, max_calls: int) -> None:
+    def __init__(self, inner, max_calls: int | None = None, max_tokens: int | None = None) -> None:
         super().__init__(inner)
         self.max_calls = max_calls
+        self.max_tokens = max_tokens
         self.calls = 0
+        self.tokens = 0
+        self._reserved = 0
         self._lock = threading.Lock()
 
-    def _charge(self, k: int = 1) -> None:
+    def _charge(self, k: int, estimate: int) -> None:
         with self._lock:
-            if self.calls + k > self.max_calls:
+            if self.max_calls is not None and self.calls + k > self.max_calls:
                 raise CallLimitExceeded(
                     f"LLM call limit reached ({self.calls}/{self.max_calls} calls made); raise "
                     "max_calls if this run really needs more"
                 )
+            if self.max_tokens is not None and self.tokens + self._reserved + estimate > self.max_tokens:
+                raise CallLimitExceeded(
+                    f"LLM token budget reached ({self.tokens}/{self.max_tokens} tokens used, the next request "
+                    f"may need up to {estimate}); raise max_total_tokens if this run really needs more"
+                )
             self.calls += k
+            self._reserved += estimate
+
+    def _settle(self, estimate: int, used: int | None) -> None:
+        with self._lock:
+            self._reserved -= estimate
+            self.tokens += used
 
     def complete(self, messages: Sequence[Message], **kw) -> str:
-        self._charge()
-        return self.inner.complete(messages, **kw)
+        return self.complete_full(messages, **kw).text
 
     def complete_full(self, messages: Sequence[Message], **kw) -> Completion:
-        self._charge()
-        return self.inner.complete_full(messages, **kw)
+        estimate = token_bound(messages, kw)
+        self._charge(1, estimate)
+        used = 0
+        try:
+            out = self.inner.complete_full(messages, **kw)
+            used = usage_tokens(out, estimate)
+        finally:
+            self._settle(estimate, used)
+        return out
 
     def sample(self, messages: Sequence[Message], n: int, **kw) -> list[Completion]:
-        self._charge(1 if getattr(self.inner, "native_n", False) else n)
-        return self.inner.sample(messages, n, **kw)
+        k = 1 if getattr(self.inner, "native_n", False) else n
+        estimate = n * token_bound(messages, kw)
+        self._charge(k, estimate)
+        used = 0
+        try:
+            out = self.inner.sample(messages, n, **kw)
+            used = estimate  # per-sample usage is not reported: charge the bound
+        finally:
+            self._settle(estimate, used)
+        return out
+
+
+DEFAULT_COMPLETION_TOKENS = 1024  # the completion's bound when a request sets no max_tokens
+
+
+def token_bound(messages: Sequence[Message], kw: dict) -> int:
+    """An upper bound on a request's tokens: byte-level tokenisers make at most one token per UTF-8
+    byte, plus a few per message for the chat template, plus the completion's max_tokens."""
+    prompt = sum(len(str(m.get("content", "")).encode("utf-8")) + 8 for m in messages)
+    return prompt + int(kw.get("max_tokens") or DEFAULT_COMPLETION_TOKENS)
+
+
+def usage_tokens(completion: Completion, default: int) -> int:
+    """Total tokens the server reported for a completion, or `default` when it reported none."""
+    usage = (completion.extra or {}).get("usage") or {}
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return int(total) if isinstance(total, (int, float)) else default
