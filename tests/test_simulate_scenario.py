@@ -202,3 +202,38 @@ def test_llm_summariser_of_the_run_is_used(run_root, rumor, tmp_path):
     assert run.models.synopsis_factory is not None
     summary = run_scenario(run, [rumor], [signal_at(rumor, 150)], tmp_path / "out", seeds=[0], progress=False)
     assert summary["events"][0]["identical_before_injection"]
+
+
+def _file_hashes(root) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_scenarios_leave_the_source_run_byte_identical(run_root, rumor, tmp_path):
+    """--out elsewhere writes its caches to OUT/cache; --out RUN_DIR (or inside its folders) is refused."""
+    from mfmdp.cli import app
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run_root, run_dir)
+    before = _file_hashes(run_dir)
+    events = write_synthetic([rumor], tmp_path / "events.jsonl")
+    scenario = write_scenario([signal_at(rumor, 150)], tmp_path / "s.jsonl")
+    args = ["simulate", str(run_dir), str(events), "--scenario", str(scenario), "--seeds", "0",
+            "--annotator", "offline:nosnownlp"]  # annotating fills a label store: in OUT/cache only
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert list((out / "cache" / "labels").glob("*.parquet"))
+    for bad_out in (run_dir, run_dir / "events", run_dir / "plots" / "x", run_dir / "."):
+        res = CliRunner().invoke(app, [*args, "--out", str(bad_out)])
+        assert res.exit_code == 2 and "source run" in res.output, res.output
+    run = load_trained(run_dir, methods=["mf_mdp"], annotator="offline:nosnownlp")  # API: a temporary cache
+    simulate_event(run, rumor, [signal_at(rumor, 150)], "mf_mdp", seeds=[0])
+    with pytest.raises(ValueError, match="source run"):
+        run_scenario(run, [rumor], [], run_dir, seeds=[0], progress=False)
+    assert _file_hashes(run_dir) == before
+    res = CliRunner().invoke(app, [*args, "--out", str(run_dir / "scenarios" / "a")])  # a new subfolder is fine
+    assert res.exit_code == 0, res.output
+    assert {k: v for k, v in _file_hashes(run_dir).items() if not k.startswith("scenarios")} == before

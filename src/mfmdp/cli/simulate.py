@@ -35,7 +35,7 @@ def simulate(
     method: str = typer.Option("mf_mdp", "--method", "-m", help="method whose trained models simulate (mf_mdp, direct, ..., transition_only)"),
     scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", exists=True, dir_okay=False, help="JSONL of signals to inject: {\"time\", \"source\", \"text\"} per line"),
     seeds: str = typer.Option("0,1,2", "--seeds", help="seeds, e.g. 0,1,2 or 0-9"),
-    out: Path = typer.Option(Path("scenario-out"), "--out", "-o", help="output directory"),
+    out: Path = typer.Option(Path("scenario-out"), "--out", "-o", help="output directory (never the run itself; its caches go to OUT/cache)"),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="override the run's annotator (e.g. 'offline' for real events when the run used 'truth')"),
 ) -> None:
     """Simulate events with a trained run's models; with --scenario also with the injected signals,
@@ -43,13 +43,14 @@ def simulate(
     from mfmdp.data import load
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.scenario import load_scenario
-    from mfmdp.simulate.scenario import load_trained, run_scenario
+    from mfmdp.simulate.scenario import check_out, load_trained, run_scenario
 
     console = Console()
     seed_list = parse_seeds(seeds)
     try:
+        check_out(run_dir, out)  # before anything is read or written
         signals = load_scenario(scenario) if scenario is not None else []
-        run = load_trained(run_dir, methods=[method], annotator=annotator)
+        run = load_trained(run_dir, methods=[method], annotator=annotator, cache_dir=out / "cache")
     except (DataFormatError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/] {err}")
         raise typer.Exit(2) from None
