@@ -237,3 +237,41 @@ def test_scenarios_leave_the_source_run_byte_identical(run_root, rumor, tmp_path
     res = CliRunner().invoke(app, [*args, "--out", str(run_dir / "scenarios" / "a")])  # a new subfolder is fine
     assert res.exit_code == 0, res.output
     assert {k: v for k, v in _file_hashes(run_dir).items() if not k.startswith("scenarios")} == before
+
+
+def test_signals_far_outside_the_event_are_refused_naming_its_time_range(run_root, rumor, tmp_path):
+    from datetime import timedelta
+
+    from mfmdp.cli import app
+
+    first, last = rumor.responses[0].time, rumor.responses[-1].time
+    late = Signal(last + timedelta(days=3650), "官方辟谣", CLARIFICATION)
+    early = Signal(first - timedelta(days=2), "官方辟谣", CLARIFICATION)
+    run = load_trained(run_root, methods=["mf_mdp"], cache_dir=tmp_path / "cache")
+    for sig in (late, early):
+        with pytest.raises(ValueError, match="outside the event's time range") as err:
+            run_scenario(run, [rumor], [sig], tmp_path / "out", seeds=[0], progress=False)
+        assert first.isoformat() in str(err.value) and last.isoformat() in str(err.value)
+    assert not (tmp_path / "out" / "summary.json").exists()
+    events = write_synthetic([rumor], tmp_path / "events.jsonl")
+    scenario = write_scenario([late], tmp_path / "late.jsonl")
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--scenario", str(scenario),
+                                   "--seeds", "0", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "time range" in res.output, res.output
+    just_after = Signal(last + timedelta(hours=2), "官方辟谣", CLARIFICATION)  # within the slack: a warning
+    summary = run_scenario(run, [rumor], [just_after], tmp_path / "out", seeds=[0], progress=False)
+    assert any("after the event's last response" in w for w in summary["warnings"])
+
+
+def test_cli_simulate_names_a_bad_events_file_and_can_skip_it(run_root, rumor, tmp_path):
+    from mfmdp.cli import app
+
+    folder = tmp_path / "events"
+    write_synthetic([rumor], folder / "good.jsonl")
+    (folder / "bad.jsonl").write_text((folder / "good.jsonl").read_text().splitlines()[0] + '\n{"event_id": \n')
+    args = ["simulate", str(run_root), str(folder), "--seeds", "0", "--event", rumor.id]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out1")])
+    assert res.exit_code == 2 and "bad.jsonl" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out2"), "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert str(folder / "bad.jsonl") in " ".join(res.output.split())

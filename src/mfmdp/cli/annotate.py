@@ -60,9 +60,11 @@ def events(
         help="Data cache folder to write (when PATH is not one already); default ./mfmdp-cache/<PATH name>.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip broken files of a folder (counted and named) instead of stopping."),
 ) -> None:
     """Label every response on all dimensions; write labels__<annotator>.parquet beside the cached data."""
     from mfmdp.annotate.store import STORE_DIR, LabelStore, annotate_events, write_labels
+    from mfmdp.cli.data import SKIP_BAD_HINT, print_skipped_sources
     from mfmdp.data.cache import is_cache, write_cache
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
@@ -72,9 +74,12 @@ def events(
     t0 = time.perf_counter()
     report = LoadReport()
     try:
-        evs = load(path, report=report, progress=progress)
+        evs = load(path, report=report, progress=progress, skip_bad=skip_bad)
     except DataFormatError as err:
-        _fail(err)
+        _fail(f"{err}{SKIP_BAD_HINT if path.is_dir() and not skip_bad else ''}")
+    if report.skipped_sources:
+        _err.print(f"{len(report.skipped_sources)} file(s)/folder(s) skipped:")
+        print_skipped_sources(report, _err)
     if is_cache(path) and cache is None:
         cache_dir = path
     else:

@@ -26,7 +26,7 @@ import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -44,6 +44,8 @@ RUN_OWNED = ("config.yaml", "manifest.json", "split.json", "summary.json", "metr
              "report.html", "reversal_thresholds.json", "evaluations.jsonl", "events", "models", "cache",
              "plots", "tables")
 SCENARIO_OUTPUTS = ("events", "plots", "summary.json", "manifest.json")
+# how far outside an event's first..last response a signal may lie (further: a wrong date or event)
+SIGNAL_SLACK = timedelta(days=1)
 
 
 # --- never write into the source run ------------------------------------------------------------
@@ -212,6 +214,18 @@ def scenario_steps(cfg, event: Event, signals: Sequence[Signal]) -> Steps:
     return make_steps(event, cfg.data.step_size, signal_rule=signal_rule(cfg), scenario=list(signals))
 
 
+def check_signal_times(event: Event, signals: Sequence[Signal]) -> None:
+    """ValueError naming the event's time range when a signal lies more than SIGNAL_SLACK outside it."""
+    times = event.table.times
+    first, last = (datetime.fromtimestamp(float(t), tz=timezone.utc) for t in (times[0], times[-1]))
+    for sig in signals:
+        if not first - SIGNAL_SLACK <= sig.time <= last + SIGNAL_SLACK:
+            raise ValueError(f"event {event.id!r}: the signal at {sig.time.isoformat()} lies outside the event's "
+                             f"time range {first.isoformat()} .. {last.isoformat()} (a signal may lie at most "
+                             f"{SIGNAL_SLACK.days} day outside it); check its date, or pick the event it is about "
+                             "with --event")
+
+
 def placement(steps: Steps, signals: Sequence[Signal], warmup_steps: int, event: Event) -> tuple[list[dict], list[str]]:
     """Where each injected signal lands (step, hours after the first response) and warnings for
     signals that fall in the warm-up (replayed, so only later forecasts can react) or past the end."""
@@ -254,6 +268,7 @@ def simulate_event(run: TrainedRun, event: Event, signals: Sequence[Signal], met
     from mfmdp.simulate.methods import get_method
 
     cfg, models = run.cfg, run.models
+    check_signal_times(event, signals)
     if prepared is None:
         prepared = prepare(cfg, [event], models.annotator, models.encoder, run.cache)[0]
     spec = get_method(method)
@@ -444,6 +459,8 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     for e in events:
         if e not in long_enough:
             warnings.append(f"event {e.id!r}: {len(e)} responses do not outlast the warm-up; skipped")
+    for e in long_enough:  # before any annotation or simulation
+        check_signal_times(e, signals)
     torch.set_num_threads(cfg.executor.torch_threads)
     prepared = prepare(cfg, long_enough, run.models.annotator, run.models.encoder, run.cache)
     for p in prepared:
