@@ -38,7 +38,7 @@ def event_slug(event_id: str) -> str:
 
     A plain ASCII id ('3509', 'ev-1.b') is kept as it is (older run folders stay valid); any other id
     (Chinese, '..', '/', spaces, very long) becomes its ASCII part plus a hash of the whole id, so two
-    ids never share a folder and no name can step outside its parent ('新冠' -> 'event-1c5e0f9a2b').
+    ids never share a folder and no name can step outside its parent ('新冠' -> 'event-abb3fea030').
     """
     event_id = str(event_id)
     if _PLAIN_NAME.match(event_id):
