@@ -90,3 +90,32 @@ def test_scenario_with_two_chinese_ids_writes_two_folders_and_two_plots(tmp_path
     assert len(set(summary["plots"])) == 2
     assert sorted(p.name for p in (out / "events").iterdir()) == sorted(event_slug(i) for i in CHINESE_IDS)
     assert [e["event"] for e in json.loads((out / "summary.json").read_text())["events"]] == list(CHINESE_IDS)
+
+
+def _render_title(text: str, **font) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    fig.suptitle(text, **font)
+    fig.canvas.draw()
+
+
+def test_fallback_font_really_draws_glyphs_the_default_font_lacks(monkeypatch):
+    """With matplotlib's own STIX font standing in for a CJK font: 'Ⓐ' is not in DejaVu Sans."""
+    from matplotlib import font_manager
+
+    stix = next(f for f in font_manager.fontManager.ttflist if f.name == "STIXGeneral")
+    with pytest.warns(UserWarning, match="missing from font"):  # what the plots did before
+        _render_title("event Ⓐ")
+    monkeypatch.setattr(plots, "cjk_font", lambda: (stix.name, stix.fname))
+    text, font = plots.plot_text("event Ⓐ")
+    assert text == "event Ⓐ" and font["fontfamily"][-1] == "STIXGeneral"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _render_title(text, **font)
+        monkeypatch.setattr(plots, "cjk_font", lambda: None)
+        text, font = plots.plot_text("event Ⓐ 新冠")
+        assert text == "event \\u24b6 \\u65b0\\u51a0" and font == {}
+        _render_title(text, **font)
