@@ -56,7 +56,7 @@ def simulate(
         signals = load_scenario(scenario) if scenario is not None else []
         run = load_trained(run_dir, methods=[method], annotator=annotator, cache_dir=out / "cache")
     except (DataFormatError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(2) from None
     report = LoadReport()
     try:

@@ -109,15 +109,15 @@ def _load_from_folder_entry(p: Path, report: LoadReport) -> list[Event]:
 def _load_entry(p: Path, report: LoadReport, skip_bad: bool) -> list[Event]:
     """One folder entry's events; a broken one raises naming the file, or (skip_bad) is skipped and named."""
     try:
-        try:
-            return _load_from_folder_entry(p, report)
-        except (OSError, UnicodeDecodeError) as e:  # unreadable: name the file like any bad data
-            raise DataFormatError(p, f"cannot read: {e}") from None
+        return _load_from_folder_entry(p, report)
     except DataFormatError as e:
-        if not skip_bad:
-            raise
-        report.skip(p, e.without_path() if e.path == str(p) else str(e))
-        return []
+        err = e
+    except (OSError, UnicodeDecodeError) as e:  # unreadable: name the file like any bad data
+        err = DataFormatError(p, f"cannot read: {e}")
+    if not skip_bad:
+        raise err
+    report.skip(p, err.without_path() if err.path == str(p) else str(err))
+    return []
 
 
 def _log_skips(path: Path, events: list[Event]) -> None:
