@@ -367,3 +367,16 @@ def test_llm_budget_from_the_command_line(tmp_path):
     assert res.exit_code == 0 and "8 new distinct texts, 2 reused from the store" in flat(res.output), res.output
     res = runner.invoke(app, ["annotate", str(data), "--cache", str(cache), "--max-calls", "2", "--no-progress"])
     assert res.exit_code == 2 and "only apply to llm" in flat(res.output)
+
+def test_annotate_skip_bad_names_skipped_files(tmp_path):
+    """A broken file stops `annotate FOLDER` naming it; --skip-bad skips it, counted and named."""
+    data = tmp_path / "data"
+    data.mkdir()
+    good = {"event_id": "e1", "id": "1", "time": "2020-03-09T10:00:00+08:00", "text": "武汉加油", "behavior": "comment"}
+    (data / "good.jsonl").write_text(json.dumps(good, ensure_ascii=False) + "\n")
+    (data / "bad.jsonl").write_text(json.dumps(good).replace("e1", "e2") + '\n{"event_id": \n')
+    res = runner.invoke(app, ["annotate", str(data), "--cache", str(tmp_path / "c1"), "--no-progress"])
+    assert res.exit_code == 2 and "bad.jsonl" in res.output and "--skip-bad" in flat(res.output)
+    res = runner.invoke(app, ["annotate", str(data), "--cache", str(tmp_path / "c2"), "--no-progress", "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert "1 file(s)/folder(s) skipped" in flat(res.output) and str(data / "bad.jsonl") in flat(res.output)

@@ -107,3 +107,38 @@ def test_reconvert_keeps_what_others_wrote_in_the_cache(tmp_path):
     # converting a cache again records the original data as its source, never the cache itself
     assert runner.invoke(app, ["data", "convert", str(out), str(out)]).exit_code == 0
     assert json.loads((out / "index.json").read_text(encoding="utf-8"))["source"] == str(root.resolve())
+
+def _data_with_bad_files(tmp_path):
+    root = _data(tmp_path)
+    (root / "broken.jsonl").write_text(json.dumps({"event_id": "e", "id": "1", "time": 1.6e9}) + '\n{"event_id": \n')
+    bad = checked_event("c2")
+    bad["comments"] = "none"  # CHECKED object with a mistyped field
+    dump(root / "sub" / "typed.json", bad)
+    return root
+
+
+def test_one_bad_file_stops_a_folder_load_unless_skip_bad(tmp_path):
+    root = _data_with_bad_files(tmp_path)
+    res = runner.invoke(app, ["data", "stats", str(root)])
+    assert res.exit_code == 2 and "broken.jsonl" in res.output and "--skip-bad" in res.output
+    assert "Traceback" not in res.output
+    for cmd in (["data", "stats", str(root), "--skip-bad"],
+                ["data", "convert", str(root), str(tmp_path / "cache"), "--skip-bad"],
+                ["data", "split", str(root), "--out", str(tmp_path / "split.json"), "--skip-bad"]):
+        res = runner.invoke(app, cmd)
+        assert res.exit_code == 0, res.output
+        out = " ".join(res.output.split())  # rich wraps long paths
+        assert str(root / "broken.jsonl") in out and "line 2" in out and "malformed JSON" in out
+        assert str(root / "sub" / "typed.json") in out and "'comments'" in out
+    res = runner.invoke(app, ["data", "stats", str(root), "--skip-bad", "--json"])
+    assert {e["id"] for e in json.loads(res.stdout)["events"]} == {"c1", "4463962899193527", "3495745049431351"}
+
+
+def test_skip_bad_report_lists_each_skipped_file(tmp_path):
+    from mfmdp.data.loading import LoadReport, load
+
+    root = _data_with_bad_files(tmp_path)
+    report = LoadReport()
+    events = load(root, report=report, skip_bad=True)
+    assert len(events) == 3
+    assert [p for p, _ in report.skipped_sources] == [str(root / "broken.jsonl"), str(root / "sub" / "typed.json")]

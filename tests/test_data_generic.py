@@ -45,14 +45,17 @@ def test_round_trip_preserves_everything(tmp_path, suffix):
             np.testing.assert_array_equal(b.metadata["labels"].codes[d], a.metadata["labels"].codes[d])
 
 
+T = 1_600_000_000  # a plausible unix time (dates before 1990 are refused)
+
+
 def test_labels_follow_sorting_and_dedup(tmp_path):
     lines = [
-        {"event_id": "e", "kind": "source", "id": "s", "time": 100, "text": "t"},
-        {"event_id": "e", "id": "b", "time": 300, "user_id": "u", "text": "x", "labels": {"state": "negative"}},
-        {"event_id": "e", "id": "a", "time": 200, "user_id": "u", "text": "y", "labels": {"state": "positive"}},
-        {"event_id": "e", "id": "b", "time": 50, "user_id": "u", "text": "dup", "labels": {"state": "neutral"}},
+        {"event_id": "e", "kind": "source", "id": "s", "time": T + 100, "text": "t"},
+        {"event_id": "e", "id": "b", "time": T + 300, "user_id": "u", "text": "x", "labels": {"state": "negative"}},
+        {"event_id": "e", "id": "a", "time": T + 200, "user_id": "u", "text": "y", "labels": {"state": "positive"}},
+        {"event_id": "e", "id": "b", "time": T + 50, "user_id": "u", "text": "dup", "labels": {"state": "neutral"}},
         {"event_id": "e", "id": "c", "time": "not a time", "user_id": "u", "text": "z"},
-        {"event_id": "e", "id": "d", "time": 300, "user_id": "u", "behavior": "share", "text": ""},
+        {"event_id": "e", "id": "d", "time": T + 300, "user_id": "u", "behavior": "share", "text": ""},
     ]
     p = tmp_path / "e.jsonl"
     p.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
@@ -72,22 +75,22 @@ def test_event_without_source_record_is_kept_and_flagged(tmp_path):
 
 
 @pytest.mark.parametrize("record, field", [
-    ({"id": "1", "time": 1}, "event_id"),
-    ({"event_id": "e", "time": 1}, "id"),
-    ({"event_id": "e", "id": "1"}, "time"),
-    ({"event_id": "e", "id": "1", "time": 1, "behavior": "like"}, "behavior"),
-    ({"event_id": "e", "id": "1", "time": 1, "kind": "post"}, "kind"),
-    ({"event_id": "e", "id": "1", "time": 1, "likes": "many"}, "likes"),
-    ({"event_id": "e", "id": "1", "time": 1, "profile": {"followers": "x"}}, "profile.followers"),
-    ({"event_id": "e", "id": "1", "time": 1, "profile": {"fans": 3}}, "profile.fans"),
-    ({"event_id": "e", "id": "1", "time": 1, "labels": {"state": "happy"}}, "labels.state"),
-    ({"event_id": "e", "id": "1", "time": 1, "text": ["a"]}, "text"),
-    ({"event_id": "e", "kind": "signal", "time": 1, "source": "gov"}, "text"),
+    ({"id": "1", "time": T}, "event_id"),
+    ({"event_id": "e", "time": T}, "id"),
+    ({"event_id": "e", "kind": "source", "id": "s"}, "time"),
+    ({"event_id": "e", "id": "1", "time": T, "behavior": "like"}, "behavior"),
+    ({"event_id": "e", "id": "1", "time": T, "kind": "post"}, "kind"),
+    ({"event_id": "e", "id": "1", "time": T, "likes": "many"}, "likes"),
+    ({"event_id": "e", "id": "1", "time": T, "profile": {"followers": "x"}}, "profile.followers"),
+    ({"event_id": "e", "id": "1", "time": T, "profile": {"fans": 3}}, "profile.fans"),
+    ({"event_id": "e", "id": "1", "time": T, "labels": {"state": "happy"}}, "labels.state"),
+    ({"event_id": "e", "id": "1", "time": T, "text": ["a"]}, "text"),
+    ({"event_id": "e", "kind": "signal", "time": T, "source": "gov"}, "text"),
     ({"event_id": "e", "kind": "source", "id": "s", "time": "yesterday"}, "time"),
 ])
 def test_bad_records_name_file_line_and_field(tmp_path, record, field):
     p = tmp_path / "bad.jsonl"
-    good = {"event_id": "e", "id": "0", "time": 0, "text": "ok"}
+    good = {"event_id": "e", "id": "0", "time": T, "text": "ok"}
     p.write_text(json.dumps(good) + "\n" + json.dumps(record) + "\n")
     with pytest.raises(DataFormatError) as err:
         load_generic(p)
@@ -97,7 +100,7 @@ def test_bad_records_name_file_line_and_field(tmp_path, record, field):
 
 def test_malformed_json_and_empty_files(tmp_path):
     p = tmp_path / "bad.jsonl"
-    p.write_text('{"event_id": "e", "id": "1", "time": 1}\n{"event_id": \n')
+    p.write_text(json.dumps({"event_id": "e", "id": "1", "time": T}) + '\n{"event_id": \n')
     with pytest.raises(DataFormatError, match=r"line 2.*malformed JSON"):
         load_generic(p)
     empty = tmp_path / "empty.jsonl"

@@ -48,6 +48,37 @@ def test_checked_unparseable_dates_are_counted(tmp_path):
     assert len(ev) == 3
 
 
+def test_missing_dates_are_counted_like_unparseable_ones(tmp_path):
+    """A response without a date is skipped and counted (it used to abort the whole file)."""
+    obj = checked_event(reposts=[{"id": "r9", "user_id": "u", "text": ""}, {"id": "r8", "date": None, "text": ""},
+                                 {"id": "r7", "date": "昨天", "text": ""}])
+    (ev,) = load(dump(tmp_path / "x.json", obj))
+    assert ev.skipped == {"missing_time": 2, "unparseable_time": 1} and len(ev) == 3
+    folder = write_covid(tmp_path / "covid")
+    comments = json.loads((folder / "comments.json").read_text())
+    del comments[1]["created_at"]
+    dump(folder / "comments.json", comments)
+    (ev,) = load(folder)
+    assert ev.skipped.get("missing_time") == 1
+    posts = weibo_event()
+    del posts[1]["t"]
+    (ev,) = load(dump(tmp_path / "w.json", posts))
+    assert ev.skipped.get("missing_time") == 1
+
+
+def test_implausible_times_are_refused_naming_the_range(tmp_path):
+    """Year 5138 (unix seconds just under the millisecond cut-off) is not a date of a post."""
+    obj = checked_event(reposts=[{"id": "r9", "date": 99_999_999_999, "user_id": "u", "text": ""},
+                                 {"id": "r8", "date": "1970-01-01 08:00", "user_id": "u", "text": ""}])
+    (ev,) = load(dump(tmp_path / "x.json", obj))
+    assert ev.skipped == {"implausible_time": 2} and len(ev) == 3
+    obj = checked_event()
+    obj["date"] = "5138-11-16 09:46"
+    with pytest.raises(DataFormatError, match=r"5138.*outside the plausible range 1990-01-01\.\.2100-01-01") as err:
+        load(dump(tmp_path / "y.json", obj))
+    assert err.value.field == "date"
+
+
 def test_ced_pairs_source_and_infers_year(tmp_path):
     p = write_ced(tmp_path / "ced")
     (ev,) = load(p)
@@ -136,7 +167,6 @@ def test_weibo_errors_name_record_and_field(tmp_path, mutate, record, field):
 @pytest.mark.parametrize("mutate, record, field", [
     (lambda o: o.update(comments="none"), "source", "comments"),
     (lambda o: o["comments"][1].pop("id"), "comments[1]", "id"),
-    (lambda o: o["reposts"][0].pop("date"), "reposts[0]", "date"),
     (lambda o: o["reposts"][0].update(text=3), "reposts[0]", "text"),
     (lambda o: o.update(date="?"), "source", "date"),
 ])
@@ -152,12 +182,12 @@ def test_checked_errors_name_record_and_field(tmp_path, mutate, record, field):
 def test_covid_errors_name_file_record_and_field(tmp_path):
     folder = write_covid(tmp_path)
     comments = json.loads((folder / "comments.json").read_text())
-    comments[1]["created_at"] = None
+    comments[1]["id"] = None
     dump(folder / "comments.json", comments)
     with pytest.raises(DataFormatError) as err:
         load(folder)
     assert err.value.path == str(folder / "comments.json")
-    assert (err.value.record, err.value.field) == ("[1]", "created_at")
+    assert (err.value.record, err.value.field) == ("[1]", "id")
 
 
 def test_unknown_and_malformed_files(tmp_path):

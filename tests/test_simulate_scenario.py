@@ -202,3 +202,76 @@ def test_llm_summariser_of_the_run_is_used(run_root, rumor, tmp_path):
     assert run.models.synopsis_factory is not None
     summary = run_scenario(run, [rumor], [signal_at(rumor, 150)], tmp_path / "out", seeds=[0], progress=False)
     assert summary["events"][0]["identical_before_injection"]
+
+
+def _file_hashes(root) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_scenarios_leave_the_source_run_byte_identical(run_root, rumor, tmp_path):
+    """--out elsewhere writes its caches to OUT/cache; --out RUN_DIR (or inside its folders) is refused."""
+    from mfmdp.cli import app
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run_root, run_dir)
+    before = _file_hashes(run_dir)
+    events = write_synthetic([rumor], tmp_path / "events.jsonl")
+    scenario = write_scenario([signal_at(rumor, 150)], tmp_path / "s.jsonl")
+    args = ["simulate", str(run_dir), str(events), "--scenario", str(scenario), "--seeds", "0",
+            "--annotator", "offline:nosnownlp"]  # annotating fills a label store: in OUT/cache only
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert list((out / "cache" / "labels").glob("*.parquet"))
+    for bad_out in (run_dir, run_dir / "events", run_dir / "plots" / "x", run_dir / "."):
+        res = CliRunner().invoke(app, [*args, "--out", str(bad_out)])
+        assert res.exit_code == 2 and "source run" in res.output, res.output
+    run = load_trained(run_dir, methods=["mf_mdp"], annotator="offline:nosnownlp")  # API: a temporary cache
+    simulate_event(run, rumor, [signal_at(rumor, 150)], "mf_mdp", seeds=[0])
+    with pytest.raises(ValueError, match="source run"):
+        run_scenario(run, [rumor], [], run_dir, seeds=[0], progress=False)
+    assert _file_hashes(run_dir) == before
+    res = CliRunner().invoke(app, [*args, "--out", str(run_dir / "scenarios" / "a")])  # a new subfolder is fine
+    assert res.exit_code == 0, res.output
+    assert {k: v for k, v in _file_hashes(run_dir).items() if not k.startswith("scenarios")} == before
+
+
+def test_signals_far_outside_the_event_are_refused_naming_its_time_range(run_root, rumor, tmp_path):
+    from datetime import timedelta
+
+    from mfmdp.cli import app
+
+    first, last = rumor.responses[0].time, rumor.responses[-1].time
+    late = Signal(last + timedelta(days=3650), "官方辟谣", CLARIFICATION)
+    early = Signal(first - timedelta(days=2), "官方辟谣", CLARIFICATION)
+    run = load_trained(run_root, methods=["mf_mdp"], cache_dir=tmp_path / "cache")
+    for sig in (late, early):
+        with pytest.raises(ValueError, match="outside the event's time range") as err:
+            run_scenario(run, [rumor], [sig], tmp_path / "out", seeds=[0], progress=False)
+        assert first.isoformat() in str(err.value) and last.isoformat() in str(err.value)
+    assert not (tmp_path / "out" / "summary.json").exists()
+    events = write_synthetic([rumor], tmp_path / "events.jsonl")
+    scenario = write_scenario([late], tmp_path / "late.jsonl")
+    res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--scenario", str(scenario),
+                                   "--seeds", "0", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "time range" in res.output, res.output
+    just_after = Signal(last + timedelta(hours=2), "官方辟谣", CLARIFICATION)  # within the slack: a warning
+    summary = run_scenario(run, [rumor], [just_after], tmp_path / "out", seeds=[0], progress=False)
+    assert any("after the event's last response" in w for w in summary["warnings"])
+
+
+def test_cli_simulate_names_a_bad_events_file_and_can_skip_it(run_root, rumor, tmp_path):
+    from mfmdp.cli import app
+
+    folder = tmp_path / "events"
+    write_synthetic([rumor], folder / "good.jsonl")
+    (folder / "bad.jsonl").write_text((folder / "good.jsonl").read_text().splitlines()[0] + '\n{"event_id": \n')
+    args = ["simulate", str(run_root), str(folder), "--seeds", "0", "--event", rumor.id]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out1")])
+    assert res.exit_code == 2 and "bad.jsonl" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out2"), "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert str(folder / "bad.jsonl") in " ".join(res.output.split())

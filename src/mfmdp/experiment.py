@@ -412,8 +412,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     by_id = {p.event.id: p for p in prepared[scored_side]}
     for eid, p in by_id.items():
         if not rd.real_path(eid).exists():
-            atomic_write_parquet(rd.real_path(eid), labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
-                                                                 replays[eid].warmup_slots))
+            rd.write_real(eid, labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
+                                            replays[eid].warmup_slots))
     tasks = [(eid, s.name, seed) for eid in by_id if not rd.is_done(eid) for s in specs
              for seed in cfg.simulation.seeds if not rd.sim_path(eid, s.name, seed).exists()]
     pending = {eid: sum(1 for t in tasks if t[0] == eid) for eid in by_id}

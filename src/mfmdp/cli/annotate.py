@@ -80,9 +80,11 @@ def events(
                                   help="LLM budget: requests (retries included); overrides llm:max_calls=."),
     max_total_tokens: int = typer.Option(None, "--max-total-tokens", min=0,
                                          help="LLM budget: tokens; overrides llm:max_total_tokens=."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip broken files of a folder (counted and named) instead of stopping."),
 ) -> None:
     """Label every response on all dimensions; write labels__<annotator>.parquet beside the cached data."""
     from mfmdp.annotate.store import STORE_DIR, LabelStore, annotate_events, unlabelled, write_labels
+    from mfmdp.cli.data import SKIP_BAD_HINT, print_skipped_sources
     from mfmdp.data.cache import check_cache_target, is_cache, original_source, write_cache
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
@@ -101,9 +103,12 @@ def events(
     t0 = time.perf_counter()
     report = LoadReport()
     try:
-        evs = load(path, report=report, progress=progress)
+        evs = load(path, report=report, progress=progress, skip_bad=skip_bad)
     except DataFormatError as err:
-        _fail(err)
+        _fail(f"{err}{SKIP_BAD_HINT if path.is_dir() and not skip_bad else ''}")
+    if report.skipped_sources:
+        _err.print(f"{len(report.skipped_sources)} file(s)/folder(s) skipped:")
+        print_skipped_sources(report, _err)
     if not (in_place and report.from_cache):  # a stale cache given in place is refreshed
         write_cache(evs, cache_dir, source=source)
         _err.print(f"data cache written to {cache_dir}")

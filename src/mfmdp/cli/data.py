@@ -14,21 +14,33 @@ app = typer.Typer(no_args_is_help=True)
 _console = Console()
 
 
-def _fail(err: Exception) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
+def _fail(err: Exception | str) -> None:
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True, highlight=False)  # "[3]" is not markup
     raise typer.Exit(2)
 
 
-def _load(path: Path, use_cache: bool = True):
+SKIP_BAD_HELP = "Skip broken files of a folder (counted and named) instead of stopping at the first."
+SKIP_BAD_HINT = " (pass --skip-bad to skip broken files of a folder, each named, and go on)"
+
+
+def _load(path: Path, use_cache: bool = True, skip_bad: bool = False):
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
 
     report = LoadReport()
     try:
-        events = load(path, report=report, use_cache=use_cache, progress=True)
+        events = load(path, report=report, use_cache=use_cache, progress=True, skip_bad=skip_bad)
     except DataFormatError as e:
-        _fail(e)
+        _fail(f"{e}{SKIP_BAD_HINT if path.is_dir() and not skip_bad else ''}")
     return events, report
+
+
+def print_skipped_sources(report, console: Console) -> None:
+    """One line per file or folder a load skipped, naming it and why."""
+    for p, reason in report.skipped_sources:
+        console.print(f"  skipped {p}: {reason}", markup=False, soft_wrap=True)  # paths stay whole
 
 
 def event_stats(event, step_size: int) -> dict:
@@ -68,9 +80,10 @@ def stats(
     path: Path = typer.Argument(..., help="An event file, a folder of them, or a cache made by `data convert`."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
     step_size: int = typer.Option(16, "--step-size", min=1, help="Responses per step."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_BAD_HELP),
 ) -> None:
     """Per event: responses, time span, steps, behavior mix, empty texts, skipped records."""
-    events, report = _load(path)
+    events, report = _load(path, skip_bad=skip_bad)
     rows = [event_stats(e, step_size) for e in events]
     total = sum(r["responses"] for r in rows)
     if json_out:
@@ -92,8 +105,7 @@ def stats(
     _console.print(f"{len(rows)} events, {total} responses ({shares} shares, {total - shares} comments), "
                    f"{sum(r['steps'] for r in rows)} steps of {step_size}, {skipped} skipped records"
                    + (f", {len(report.skipped_sources)} skipped files/folders" if report.skipped_sources else ""))
-    for p, reason in report.skipped_sources:
-        _console.print(f"  skipped {p}: {reason}")
+    print_skipped_sources(report, _console)
 
 
 @app.command()
@@ -101,6 +113,7 @@ def convert(
     path: Path = typer.Argument(..., help="Events to convert (file or folder, any supported format)."),
     out: Path = typer.Argument(..., help="Cache folder to write: new, empty, or a cache to refresh (other files "
                                          "in it, such as labels, are kept)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_BAD_HELP),
 ) -> None:
     """Write a Parquet cache that `load(OUT)` (and every command taking a data path) reuses."""
     import time
@@ -113,11 +126,12 @@ def convert(
     except ValueError as e:
         _fail(e)
     t0 = time.perf_counter()
-    events, report = _load(path, use_cache=False)
+    events, report = _load(path, use_cache=False, skip_bad=skip_bad)
     write_cache(events, out, source=source)
     n = sum(len(e) for e in events)
     _console.print(f"wrote {out}: {len(events)} events, {n} responses in {time.perf_counter() - t0:.1f} s"
                    + (f" ({len(report.skipped_sources)} files/folders skipped)" if report.skipped_sources else ""))
+    print_skipped_sources(report, _console)
 
 
 @app.command()
@@ -129,11 +143,15 @@ def split(
                                                          help="Train, validation, test fractions."),
     threshold: float = typer.Option(0.5, "--threshold", help="4-gram Jaccard above which topics are grouped."),
     per_format: bool = typer.Option(False, "--per-format", help="Split each source format on its own dates."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_BAD_HELP),
 ) -> None:
     """Assign events to train < validation < test by date, near-duplicate topics on one side."""
     from mfmdp.data.split import make_split, save_split
 
-    events, _ = _load(path)
+    events, report = _load(path, skip_bad=skip_bad)
+    if report.skipped_sources:
+        _console.print(f"{len(report.skipped_sources)} file(s)/folder(s) skipped:")
+        print_skipped_sources(report, _console)
     try:
         s = make_split(events, seed=seed, fractions=fractions, threshold=threshold, per_format=per_format,
                        source=str(path))

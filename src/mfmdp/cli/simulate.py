@@ -35,25 +35,39 @@ def simulate(
     method: str = typer.Option("mf_mdp", "--method", "-m", help="method whose trained models simulate (mf_mdp, direct, ..., transition_only)"),
     scenario: Optional[Path] = typer.Option(None, "--scenario", "-s", exists=True, dir_okay=False, help="JSONL of signals to inject: {\"time\", \"source\", \"text\"} per line"),
     seeds: str = typer.Option("0,1,2", "--seeds", help="seeds, e.g. 0,1,2 or 0-9"),
-    out: Path = typer.Option(Path("scenario-out"), "--out", "-o", help="output directory"),
+    out: Path = typer.Option(Path("scenario-out"), "--out", "-o", help="output directory (never the run itself; its caches go to OUT/cache)"),
     annotator: Optional[str] = typer.Option(None, "--annotator", help="override the run's annotator (e.g. 'offline' for real events when the run used 'truth')"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="skip broken files of an EVENTS_PATH folder (counted and named) instead of stopping"),
 ) -> None:
     """Simulate events with a trained run's models; with --scenario also with the injected signals,
     and compare (PNG with bands over seeds + summary.json)."""
-    from mfmdp.data import load
+    from rich.markup import escape
+
+    from mfmdp.cli.data import SKIP_BAD_HINT, print_skipped_sources
     from mfmdp.data.errors import DataFormatError
+    from mfmdp.data.loading import LoadReport, load
     from mfmdp.data.scenario import load_scenario
-    from mfmdp.simulate.scenario import load_trained, run_scenario
+    from mfmdp.simulate.scenario import check_out, load_trained, run_scenario
 
     console = Console()
     seed_list = parse_seeds(seeds)
     try:
+        check_out(run_dir, out)  # before anything is read or written
         signals = load_scenario(scenario) if scenario is not None else []
-        run = load_trained(run_dir, methods=[method], annotator=annotator)
+        run = load_trained(run_dir, methods=[method], annotator=annotator, cache_dir=out / "cache")
     except (DataFormatError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(2) from None
-    events = load(str(events_path), progress=True)
+    report = LoadReport()
+    try:
+        events = load(events_path, report=report, progress=True, skip_bad=skip_bad)
+    except DataFormatError as err:
+        hint = SKIP_BAD_HINT if events_path.is_dir() and not skip_bad else ""
+        console.print(f"[red]error:[/] {escape(str(err))}{hint}")
+        raise typer.Exit(2) from None
+    if report.skipped_sources:
+        console.print(f"[yellow]warning:[/] {len(report.skipped_sources)} file(s)/folder(s) of {events_path} skipped:")
+        print_skipped_sources(report, console)
     if event:
         known = {e.id for e in events}
         missing = [e for e in event if e not in known]

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import fields
 from datetime import datetime
 
-from mfmdp.data.dates import parse_time
+from mfmdp.data.dates import ImplausibleTime, parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.records import BARE_REPOST_TEXT, Event, Profile, Response, Signal, SourcePost
 
@@ -23,6 +23,8 @@ _INT_FIELDS = {"followers", "friends", "statuses", "favourites", "bi_followers",
 # Reasons a record is skipped (documented in docs/readme/10-data.md).
 SKIP_DUPLICATE = "duplicate_id"
 SKIP_BAD_TIME = "unparseable_time"
+SKIP_NO_TIME = "missing_time"
+SKIP_IMPLAUSIBLE_TIME = "implausible_time"  # parses, but outside dates.PLAUSIBLE_RANGE
 
 
 def as_int(value: object, path: object, record: object, field: str) -> int | None:
@@ -145,11 +147,23 @@ def assemble_event(
     return event, ([extras[i] for i in kept] if extras is not None else None)
 
 
-def time_or_skip(value: object, skipped: Counter, path: object = None, record: object = None) -> datetime | None:
-    """Parse a response time; an unparseable one is counted (and logged at debug) rather than fatal."""
-    try:
-        return parse_time(value)
-    except ValueError:
-        skipped[SKIP_BAD_TIME] += 1
-        log.debug("%s record %s: unparseable time %r skipped", path, record, value)
-        return None
+def time_or_skip(value: object, skipped: Counter, path: object = None, record: object = None,
+                 fallback=None) -> datetime | None:
+    """Parse a response time; a missing, unparseable or implausible one is counted under its reason
+    (and logged at debug) rather than fatal. `fallback(value)` (optional) tries a source-specific
+    format first, returning None when it does not apply."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        reason = SKIP_NO_TIME
+    else:
+        try:
+            return parse_time(value)
+        except ImplausibleTime:
+            reason = SKIP_IMPLAUSIBLE_TIME
+        except ValueError:
+            t = fallback(value) if fallback is not None else None
+            if t is not None:
+                return t
+            reason = SKIP_BAD_TIME
+    skipped[reason] += 1
+    log.debug("%s record %s: %s %r skipped", path, record, reason, value)
+    return None

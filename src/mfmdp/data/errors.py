@@ -11,9 +11,13 @@ class DataFormatError(ValueError):
         self.record = record
         self.field = field
         self.reason = reason
-        where = [f"file {self.path}"] if self.path else []
-        if record is not None:
-            where.append(f"record {record}")
-        if field is not None:
-            where.append(f"field {field!r}")
+        where = ([f"file {self.path}"] if self.path else []) + self._inside()
         super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
+
+    def _inside(self) -> list[str]:
+        return ([f"record {self.record}"] if self.record is not None else []) + (
+            [f"field {self.field!r}"] if self.field is not None else [])
+
+    def without_path(self) -> str:
+        """The message without 'file PATH' (for lists that name the file already)."""
+        return f"{', '.join(self._inside())}: {self.reason}" if self._inside() else self.reason

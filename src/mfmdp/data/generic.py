@@ -247,7 +247,7 @@ def _parse_record(rec: dict, pend: _Pending, path: Path, where: str) -> None:
     behavior = BEHAVIOR_ALIASES.get(str(raw_b).strip().lower()) if isinstance(raw_b, str) else None
     if behavior is None:
         raise DataFormatError(path, f"unknown behavior {raw_b!r}; expected {'|'.join(BEHAVIORS)}", where, "behavior")
-    t = time_or_skip(_required_time(rec, path, where), pend.skipped, path, where)
+    t = time_or_skip(rec.get("time"), pend.skipped, path, where)
     if t is None:
         return
     pend.responses.append(Response(

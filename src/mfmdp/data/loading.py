@@ -4,7 +4,9 @@ Detection: a Parquet cache directory (index.json written by `mfmdp data convert`
 folder (detail/comments/reposts + edges); .jsonl/.ndjson/.csv generic files; .json files by content:
 CHECKED object, CED response list (paired with ../original-microblog/<same name>), WEIBO list.
 Folders are walked recursively in sorted order. Files a folder walk does not recognise, and COVID-19
-folders whose source post is unknown, are skipped, counted in `LoadReport` and logged.
+folders whose source post is unknown, are skipped, counted in `LoadReport` and logged. A recognised
+file that is broken stops the load with a DataFormatError naming it, unless `skip_bad=True` (the
+CLI's --skip-bad): then it is skipped, named and counted in `LoadReport` like the others.
 """
 
 from __future__ import annotations
@@ -104,6 +106,20 @@ def _load_from_folder_entry(p: Path, report: LoadReport) -> list[Event]:
     return load_file(p)
 
 
+def _load_entry(p: Path, report: LoadReport, skip_bad: bool) -> list[Event]:
+    """One folder entry's events; a broken one raises naming the file, or (skip_bad) is skipped and named."""
+    try:
+        return _load_from_folder_entry(p, report)
+    except DataFormatError as e:
+        err = e
+    except (OSError, UnicodeDecodeError) as e:  # unreadable: name the file like any bad data
+        err = DataFormatError(p, f"cannot read: {e}")
+    if not skip_bad:
+        raise err
+    report.skip(p, err.without_path() if err.path == str(p) else str(err))
+    return []
+
+
 def _log_skips(path: Path, events: list[Event]) -> None:
     """One summary line per load: record-level skips by reason (each event keeps its own counts)."""
     total: dict[str, int] = {}
@@ -116,8 +132,9 @@ def _log_skips(path: Path, events: list[Event]) -> None:
 
 
 def load(path: str | os.PathLike, *, report: LoadReport | None = None, use_cache: bool = True,
-         progress: bool = False) -> list[Event]:
-    """All events under `path` (a file or folder). Raises DataFormatError naming file, record and field."""
+         progress: bool = False, skip_bad: bool = False) -> list[Event]:
+    """All events under `path` (a file or folder). Raises DataFormatError naming file, record and field;
+    with `skip_bad`, broken files of a folder are skipped and listed in `report.skipped_sources` instead."""
     path = Path(path)
     report = report if report is not None else LoadReport()
     if not path.exists():
@@ -135,7 +152,7 @@ def load(path: str | os.PathLike, *, report: LoadReport | None = None, use_cache
                                         "convert the original data again into a new folder")
         if source is None or not Path(source).exists():
             raise DataFormatError(path, f"a cache was given with use_cache=False and its source {source} is gone")
-        return load(source, report=report, use_cache=False, progress=progress)
+        return load(source, report=report, use_cache=False, progress=progress, skip_bad=skip_bad)
     if covid19.looks_like(path):
         return [covid19.load(path)]
     entries = list(_walk(path, report))
@@ -146,11 +163,11 @@ def load(path: str | os.PathLike, *, report: LoadReport | None = None, use_cache
         with Progress(transient=True) as bar:
             task = bar.add_task(f"loading {path}", total=len(entries))
             for p in entries:
-                events.extend(_load_from_folder_entry(p, report))
+                events.extend(_load_entry(p, report, skip_bad))
                 bar.advance(task)
     else:
         for p in entries:
-            events.extend(_load_from_folder_entry(p, report))
+            events.extend(_load_entry(p, report, skip_bad))
     _log_skips(path, events)
     if not events:
         raise DataFormatError(path, "no events found (supported: CHECKED, CED, COVID-19 rumor folders, WEIBO "

@@ -1,7 +1,14 @@
-"""PNG plots for the report (matplotlib's object API with the Agg canvas; no global pyplot state)."""
+"""PNG plots for the report (matplotlib's object API with the Agg canvas; no global pyplot state).
+
+Titles carry event ids, often Chinese. Matplotlib's bundled DejaVu has no CJK glyphs (boxes plus a
+warning per glyph), so `plot_text` draws such titles with an installed CJK font when the machine has
+one (Noto Sans CJK, Source Han, WenQuanYi, ...; none is required) and otherwise writes the characters
+the default font lacks as \\uXXXX escapes: readable, unambiguous, and no warnings.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +19,56 @@ from matplotlib.figure import Figure
 from mfmdp.annotate.schema import DIMENSIONS, STATES
 
 STATE_COLOURS = {"positive": "#2a9d8f", "neutral": "#8d99ae", "negative": "#e63946"}
+# tried first (by family name); any other installed font with CJK glyphs is the fallback
+CJK_FONT_NAMES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Noto Serif CJK SC", "Source Han Sans SC",
+                  "Source Han Sans CN", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback",
+                  "Microsoft YaHei", "SimHei", "PingFang SC", "Hiragino Sans GB", "Heiti SC", "Arial Unicode MS",
+                  "AR PL UMing CN")
+_CJK_PROBE = ord("中")
+
+
+@lru_cache(maxsize=None)
+def _charmap(font_file: str) -> frozenset[int]:
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return frozenset(FT2Font(font_file).get_charmap())
+    except (OSError, RuntimeError, ValueError):  # an unreadable font file covers nothing
+        return frozenset()
+
+
+@lru_cache(maxsize=1)
+def _default_font() -> tuple[str, str]:
+    """(family name, file) of the font matplotlib draws text with by default."""
+    from matplotlib import font_manager
+
+    path = font_manager.findfont(font_manager.FontProperties())
+    return font_manager.FontProperties(fname=path).get_name(), path
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> tuple[str, str] | None:
+    """(family name, file) of an installed font with CJK glyphs, or None when the machine has none."""
+    from matplotlib import font_manager
+
+    fonts = font_manager.fontManager.ttflist
+    rank = {name: i for i, name in enumerate(CJK_FONT_NAMES)}
+    for f in sorted(fonts, key=lambda f: (rank.get(f.name, len(rank)), f.name)):  # preferred names first
+        if _CJK_PROBE in _charmap(f.fname):
+            return f.name, f.fname
+    return None
+
+
+def plot_text(text: str) -> tuple[str, dict]:
+    """(text, extra Text keyword arguments) to draw `text` without missing-glyph boxes or warnings."""
+    family, path = _default_font()
+    missing = {c for c in text if not c.isspace() and ord(c) not in _charmap(path)}
+    if not missing:
+        return text, {}
+    cjk = cjk_font()
+    if cjk is not None and all(ord(c) in _charmap(cjk[1]) for c in missing):
+        return text, {"fontfamily": [family, cjk[0]]}  # per-glyph fallback to the CJK font
+    return "".join(c.encode("ascii", "backslashreplace").decode() if c in missing else c for c in text), {}
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -41,8 +98,9 @@ def trajectory_plot(event: str, series: dict, methods: Sequence[str], names: dic
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=6, loc="upper right")
-    fig.suptitle(f"{event}: state shares per window (x = scored responses after warm-up; solid real, dashed sim)",
-                 fontsize=9)
+    title, font = plot_text(f"{event}: state shares per window (x = scored responses after warm-up; solid real, "
+                            "dashed sim)")
+    fig.suptitle(title, fontsize=9, **font)
     return _save(fig, path)
 
 
@@ -61,8 +119,8 @@ def dimensions_plot(event: str, series: dict, method: str, names: dict[str, str]
         ax.set_ylim(0, 1)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6, loc="upper right")
-    fig.suptitle(f"{event}: real (solid) vs {names.get(method, method)} (dashed), label shares per window",
-                 fontsize=10)
+    title, font = plot_text(f"{event}: real (solid) vs {names.get(method, method)} (dashed), label shares per window")
+    fig.suptitle(title, fontsize=10, **font)
     return _save(fig, path)
 
 

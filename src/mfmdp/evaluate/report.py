@@ -20,6 +20,7 @@ from mfmdp.evaluate.runs import RunEvaluation, evaluate_run, write_csv_atomic
 from mfmdp.evaluate.tables import (ALL_DIMENSIONS, PRIMARY, SECONDARY, TABLE1_METHODS, TABLE2_METHODS,
                                    comparisons, display_names, horizon_sizes, markdown, ordered_methods,
                                    summarise, wide_table)
+from mfmdp.simulate.rundir import event_slug
 
 MAX_LISTED_REVERSAL_EVENTS = 10  # below this many reversal events, list each event, not percentages
 
@@ -231,9 +232,10 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
         s = ev.series[event]
         if len(s["centres"]) == 0:
             continue
+        slug = event_slug(event)
         p1 = plots.trajectory_plot(event, s, t1_methods + [m for m in t2_methods if m not in t1_methods],
-                                   names, plots_dir / f"trajectory__{event}.png")
-        p2 = plots.dimensions_plot(event, s, focus, names, plots_dir / f"dimensions__{event}__{focus}.png")
+                                   names, plots_dir / f"trajectory__{slug}.png")
+        p2 = plots.dimensions_plot(event, s, focus, names, plots_dir / f"dimensions__{slug}__{focus}.png")
         doc.image(f"plots/{p1.name}", f"{event} state trajectories")
         doc.image(f"plots/{p2.name}", f"{event} 8 dimensions")
 

@@ -85,6 +85,7 @@ def load_event(event_dir: Path, with_sims: bool = True) -> EventData:
     """The event's real labels and steps, and (with_sims) every sim file checked against them."""
     real_path = event_dir / "real.parquet"
     real_df = _read_parquet(real_path)
+    event_id = real_df.attrs.get("event_id", event_dir.name)  # folders are slugs; older runs: the name
     _require(real_df, ("slot", "step", "is_signal", "warmup"), real_path)
     real_df = real_df.sort_values("slot", kind="stable").reset_index(drop=True)
     warm = real_df["warmup"].to_numpy(bool)
@@ -107,7 +108,7 @@ def load_event(event_dir: Path, with_sims: bool = True) -> EventData:
             raise ValueError(f"{path}: slots differ from {real_path.name} ({len(df)} vs {len(real_df)} rows)")
         nll = df["nll"].to_numpy(np.float64) if "nll" in df.columns else None
         sims[(m["method"], int(m["seed"]))] = (_labels(df, path), nll)
-    return EventData(event_dir.name, real, steps, warmup_slots, sims)
+    return EventData(event_id, real, steps, warmup_slots, sims)
 
 
 def event_dirs(run_dir: Path) -> list[Path]:

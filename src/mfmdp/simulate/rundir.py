@@ -2,12 +2,14 @@
 
 Layout (read by mfmdp.evaluate.report):
     RUN_DIR/manifest.json, RUN_DIR/config.yaml
-    RUN_DIR/events/<event_id>/real.parquet
-    RUN_DIR/events/<event_id>/sim__<method>__seed<k>.parquet
-    RUN_DIR/events/<event_id>/trajectory__<method>__seed<k>.parquet  (per-step m^_t, m_t, chosen j)
-    RUN_DIR/events/<event_id>/done.json
+    RUN_DIR/events/<slug>/real.parquet   (the event id itself in the Parquet metadata: attrs["event_id"])
+    RUN_DIR/events/<slug>/sim__<method>__seed<k>.parquet
+    RUN_DIR/events/<slug>/trajectory__<method>__seed<k>.parquet  (per-step m^_t, m_t, chosen j)
+    RUN_DIR/events/<slug>/done.json
     RUN_DIR/metrics.csv, RUN_DIR/report.html, RUN_DIR/plots/*.png
-Every file is written to a temporary name and renamed, so an interrupted run leaves no torn files.
+<slug> = event_slug(event id): the id itself when it is a plain file name, else a readable ASCII part
+plus a short hash of the id. Every file is written to a temporary name and renamed, so an interrupted
+run leaves no torn files.
 """
 
 from __future__ import annotations
@@ -26,11 +28,24 @@ import pandas as pd
 
 from mfmdp.annotate.schema import DIMENSIONS, Labels
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")  # starts alphanumeric: no '.', '..', hidden
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
+SLUG_HASH_CHARS = 10
 
 
-def safe_name(event_id: str) -> str:
-    return _SAFE.sub("_", event_id)
+def event_slug(event_id: str) -> str:
+    """The file/folder name of an event id, the one place such names are made.
+
+    A plain ASCII id ('3509', 'ev-1.b') is kept as it is (older run folders stay valid); any other id
+    (Chinese, '..', '/', spaces, very long) becomes its ASCII part plus a hash of the whole id, so two
+    ids never share a folder and no name can step outside its parent ('新冠' -> 'event-abb3fea030').
+    """
+    event_id = str(event_id)
+    if _PLAIN_NAME.match(event_id):
+        return event_id
+    readable = _UNSAFE_RUN.sub("_", event_id).strip("._-")[:40] or "event"
+    digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:SLUG_HASH_CHARS]
+    return f"{readable}-{digest}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -71,7 +86,7 @@ class RunDir:
         self.root = Path(root)
 
     def event_dir(self, event_id: str) -> Path:
-        return self.root / "events" / safe_name(event_id)
+        return self.root / "events" / event_slug(event_id)
 
     def sim_path(self, event_id: str, method: str, seed: int) -> Path:
         return self.event_dir(event_id) / f"sim__{method}__seed{seed}.parquet"
@@ -81,6 +96,11 @@ class RunDir:
 
     def real_path(self, event_id: str) -> Path:
         return self.event_dir(event_id) / "real.parquet"
+
+    def write_real(self, event_id: str, df: pd.DataFrame) -> None:
+        """real.parquet, carrying the event id (folder names are slugs, see event_slug)."""
+        df.attrs["event_id"] = str(event_id)
+        atomic_write_parquet(self.real_path(event_id), df)
 
     def done_path(self, event_id: str) -> Path:
         return self.event_dir(event_id) / "done.json"

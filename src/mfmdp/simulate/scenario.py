@@ -11,6 +11,10 @@ is the signals' effect (plus the chaos they start). The comparison is a PNG with
 (windowed net polarity and state shares: mean and 10-90 % band, baseline vs scenario, the real event
 for reference, vertical markers at the injected times) and a JSON summary.
 
+A scenario never modifies the run it reads: OUT may not be the run or lie inside the run's own
+files and folders (`check_out`), and the label/embedding/LLM caches are read from a copy of
+RUN_DIR/cache made in OUT/cache (or a temporary folder) the first time.
+
 A scenario can only move what the models learned to read: when no training step carried a signal
 (e.g. CHECKED has no profiles, so no account is a designated source and c_t is always empty), the
 learned weights on c_t are untrained and the counterfactual is noise; that is warned about loudly.
@@ -19,8 +23,10 @@ learned weights on c_t are untrained and the counterfactual is noise; that is wa
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +39,52 @@ from mfmdp.data.stepping import Steps, make_steps
 log = logging.getLogger(__name__)
 
 SEED_BAND = (10, 90)  # percentiles of the band over seeds
+# what `mfmdp run` writes in a results directory: a scenario writes none of these, nor inside them
+RUN_OWNED = ("config.yaml", "manifest.json", "split.json", "summary.json", "metrics.csv", "report.md",
+             "report.html", "reversal_thresholds.json", "evaluations.jsonl", "events", "models", "cache",
+             "plots", "tables")
+SCENARIO_OUTPUTS = ("events", "plots", "summary.json", "manifest.json")
+# how far outside an event's first..last response a signal may lie (further: a wrong date or event)
+SIGNAL_SLACK = timedelta(days=1)
+
+
+# --- never write into the source run ------------------------------------------------------------
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def refuse_run_overlap(run_root: Path, targets: Sequence[Path], what: str) -> None:
+    """ValueError when a path we are about to write is a file or folder of the run (or holds the run)."""
+    root = Path(run_root).resolve()
+    owned = [root / name for name in RUN_OWNED]
+    for target in targets:
+        t = Path(target).resolve()
+        if _within(root, t) or any(_within(t, o) for o in owned):
+            where = "holds" if _within(root, t) else "is part of"
+            raise ValueError(f"{what} would write {target}, which {where} the source run {run_root}; a "
+                             "scenario never modifies the run it reads: give another folder (a new subfolder "
+                             "of the run, e.g. RUN_DIR/scenarios/NAME, is fine)")
+
+
+def check_out(run_root: Path, out: Path) -> None:
+    """Refuse an OUT whose summary, manifest, events or plots would land in the source run."""
+    refuse_run_overlap(run_root, [Path(out) / name for name in SCENARIO_OUTPUTS], f"--out {out}")
+
+
+def scenario_cache(run_root: Path, cache_dir: Path | None) -> tuple[Path, object]:
+    """The cache folder a scenario writes (never RUN_DIR/cache): `cache_dir`, or a temporary folder,
+    started as a copy of the run's cache (copied, not linked: SQLite caches change files in place).
+    Returns (folder, the TemporaryDirectory to keep alive or None)."""
+    holder = None
+    if cache_dir is None:
+        holder = tempfile.TemporaryDirectory(prefix="mfmdp-scenario-cache-")
+        cache_dir = Path(holder.name)
+    cache_dir = Path(cache_dir)
+    refuse_run_overlap(run_root, [cache_dir], f"the cache folder {cache_dir}")
+    source = Path(run_root) / "cache"
+    if source.is_dir() and not (cache_dir.is_dir() and any(cache_dir.iterdir())):
+        shutil.copytree(source, cache_dir, dirs_exist_ok=True)
+    return cache_dir, holder
 
 
 # --- signal coverage of training ----------------------------------------------------------------
@@ -68,12 +120,16 @@ class TrainedRun:
     models: object  # mfmdp.experiment.Models
     signals_seen: dict | None
     warnings: list[str] = field(default_factory=list)
+    cache: Path | None = None  # label/embedding caches this scenario reads and writes (not RUN_DIR/cache)
+    _cache_holder: object = field(default=None, repr=False)  # keeps a temporary cache folder alive
 
 
-def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), annotator: str | None = None) -> TrainedRun:
+def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), annotator: str | None = None,
+                 cache_dir: str | Path | None = None) -> TrainedRun:
     """Load RUN_DIR/config.yaml and the checkpoints under RUN_DIR/models needed by `methods`.
     `annotator` overrides the run's (e.g. models trained on synthetic ground truth, "truth", applied
-    to real events that need the offline annotator for their warm-up labels)."""
+    to real events that need the offline annotator for their warm-up labels). Caches are written to
+    `cache_dir` (default: a temporary folder), started from a copy of RUN_DIR/cache; the run is only read."""
     import json
 
     from mfmdp.annotate.registry import get_annotator
@@ -90,7 +146,7 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
     cfg = load_config(root / "config.yaml")
     if annotator is not None:
         cfg = cfg.model_copy(update={"annotator": annotator})
-    cache = root / "cache"
+    cache, cache_holder = scenario_cache(root, Path(cache_dir) if cache_dir is not None else None)
     encoder = get_encoder(cfg.encoder, cache_dir=str(cache / "embeddings"))
     labeller = None if cfg.annotator == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
     transitions, policies = {}, {}
@@ -129,7 +185,7 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
             warnings.append(f"method {name!r}: its policy was trained without the signal input c_t; only "
                             "f_psi's forecast can react to the scenario")
     models = Models(encoder, labeller, transitions, policies, None, synopsis_factory=synopsis_factory(cfg, cache))
-    return TrainedRun(root, cfg, models, coverage, warnings)
+    return TrainedRun(root, cfg, models, coverage, warnings, cache, cache_holder)
 
 
 def recount_coverage(root: Path, cfg) -> dict | None:
@@ -156,6 +212,18 @@ def scenario_steps(cfg, event: Event, signals: Sequence[Signal]) -> Steps:
     from mfmdp.experiment import signal_rule
 
     return make_steps(event, cfg.data.step_size, signal_rule=signal_rule(cfg), scenario=list(signals))
+
+
+def check_signal_times(event: Event, signals: Sequence[Signal]) -> None:
+    """ValueError naming the event's time range when a signal lies more than SIGNAL_SLACK outside it."""
+    times = event.table.times
+    first, last = (datetime.fromtimestamp(float(t), tz=timezone.utc) for t in (times[0], times[-1]))
+    for sig in signals:
+        if not first - SIGNAL_SLACK <= sig.time <= last + SIGNAL_SLACK:
+            raise ValueError(f"event {event.id!r}: the signal at {sig.time.isoformat()} lies outside the event's "
+                             f"time range {first.isoformat()} .. {last.isoformat()} (a signal may lie at most "
+                             f"{SIGNAL_SLACK.days} day outside it); check its date, or pick the event it is about "
+                             "with --event")
 
 
 def placement(steps: Steps, signals: Sequence[Signal], warmup_steps: int, event: Event) -> tuple[list[dict], list[str]]:
@@ -200,8 +268,9 @@ def simulate_event(run: TrainedRun, event: Event, signals: Sequence[Signal], met
     from mfmdp.simulate.methods import get_method
 
     cfg, models = run.cfg, run.models
+    check_signal_times(event, signals)
     if prepared is None:
-        prepared = prepare(cfg, [event], models.annotator, models.encoder, run.root / "cache")[0]
+        prepared = prepare(cfg, [event], models.annotator, models.encoder, run.cache)[0]
     spec = get_method(method)
     base_replay = make_replay_for(cfg, prepared, models.encoder)
     injected_steps = scenario_steps(cfg, prepared.event, signals)
@@ -308,6 +377,8 @@ def scenario_plot(outcome: EventOutcome, method_display: str, path: Path, window
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from mfmdp.evaluate.plots import plot_text
+
     n_agents = int(outcome.agent.sum())
     window = max(8, min(window, n_agents // 4 or 8))
     stride = stride or max(1, window // 4)
@@ -348,8 +419,9 @@ def scenario_plot(outcome: EventOutcome, method_display: str, path: Path, window
     axes[0].legend(fontsize=7, loc="best")
     axes[-1].set_xlabel("response index (shaded: warm-up replayed; red dashes: injected signals, at the start of "
                         "their step; grey dash-dots: signals in the data)", fontsize=8)
-    fig.suptitle(f"{outcome.event_id} - {method_display}: scenario vs baseline "
-                 f"(windows of {window} responses, band = {SEED_BAND[0]}-{SEED_BAND[1]} % over seeds)", fontsize=9)
+    title, font = plot_text(f"{outcome.event_id} - {method_display}: scenario vs baseline "
+                            f"(windows of {window} responses, band = {SEED_BAND[0]}-{SEED_BAND[1]} % over seeds)")
+    fig.suptitle(title, fontsize=9, **font)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=90, bbox_inches="tight")
@@ -366,12 +438,13 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
 
     from mfmdp.experiment import prepare
     from mfmdp.simulate.methods import get_method
-    from mfmdp.simulate.rundir import (RunDir, atomic_write_json, atomic_write_parquet, labels_frame, safe_name,
+    from mfmdp.simulate.rundir import (RunDir, atomic_write_json, atomic_write_parquet, labels_frame, event_slug,
                                        tree_hash, write_manifest)
 
     import torch
 
     out = Path(out)
+    check_out(run.root, out)
     rd = RunDir(out)
     cfg = run.cfg
     spec = get_method(method, llm_summariser=cfg.summariser != "embedding")
@@ -386,8 +459,10 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     for e in events:
         if e not in long_enough:
             warnings.append(f"event {e.id!r}: {len(e)} responses do not outlast the warm-up; skipped")
+    for e in long_enough:  # before any annotation or simulation
+        check_signal_times(e, signals)
     torch.set_num_threads(cfg.executor.torch_threads)
-    prepared = prepare(cfg, long_enough, run.models.annotator, run.models.encoder, run.root / "cache")
+    prepared = prepare(cfg, long_enough, run.models.annotator, run.models.encoder, run.cache)
     for p in prepared:
         _, placed_warnings = placement(scenario_steps(cfg, p.event, signals), signals, cfg.simulation.warmup_steps,
                                        p.event) if signals else ([], [])
@@ -411,11 +486,11 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
         for p in prepared:
             bar.update(task, description=f"{method} {p.event.id} ({len(seeds)} seeds x {1 + bool(signals)} runs)")
             outcome = simulate_event(run, p.event, signals, method, seeds, prepared=p, write=writer(p.event.id))
-            atomic_write_parquet(rd.real_path(p.event.id), labels_frame(
-                p.labels, p.steps.step_of(), p.steps.is_signal, outcome.warmup_slots))
+            rd.write_real(p.event.id, labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
+                                                   outcome.warmup_slots))
             summaries.append(effect_summary(outcome))
             plots.append(str(scenario_plot(outcome, spec.display,
-                                           out / "plots" / f"{safe_name(p.event.id)}__{method}.png",
+                                           out / "plots" / f"{event_slug(p.event.id)}__{method}.png",
                                            window=cfg.evaluation.window).relative_to(out)))
             bar.update(task, advance=1)
     summary = {

@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from mfmdp.data.assemble import SKIP_BAD_TIME, as_bool, as_int, assemble_event
+from mfmdp.data.assemble import as_bool, as_int, assemble_event, time_or_skip
 from mfmdp.data.dates import CHINA_TZ, parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require
@@ -50,6 +50,16 @@ def _month_day(text: object, reference: datetime) -> datetime | None:
     return parse_time(dt)
 
 
+def _profile_time(created: object) -> datetime | None:
+    """A poster's account creation time (unix seconds); profile metadata only, never fatal."""
+    if not isinstance(created, (int, float)) or isinstance(created, bool):
+        return None
+    try:
+        return parse_time(created)
+    except ValueError:
+        return None
+
+
 def _source(path: Path, mid: str, uid: str) -> tuple[SourcePost, dict]:
     spath = source_file(path)
     obj = read_json(spath)
@@ -74,7 +84,7 @@ def _source(path: Path, mid: str, uid: str) -> tuple[SourcePost, dict]:
         verified=as_bool(u.get("verified"), spath, "source", "user.verified"),
         verified_type=as_int(u.get("verified_type"), spath, "source", "user.verified_type"),
         location=u.get("location") if isinstance(u.get("location"), str) else None,
-        created_at=parse_time(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else None,
+        created_at=_profile_time(created),
     ) if u else None
     topic = SourcePost(mid, t0, uid, str(obj.get("text") or ""), profile)
     meta = {
@@ -102,14 +112,9 @@ def load(path: Path, obj: object | None = None) -> Event:
     for i, r in enumerate(obj):
         where = f"[{i}]"
         rid = require(r, "mid", path, where)
-        date = require(r, "date", path, where, (str, int, float))
-        try:
-            t = parse_time(date)
-        except ValueError:
-            t = _month_day(date, topic.time)
-            if t is None:
-                skipped[SKIP_BAD_TIME] += 1
-                continue
+        t = time_or_skip(r.get("date"), skipped, path, where, fallback=lambda d: _month_day(d, topic.time))
+        if t is None:
+            continue
         text = r.get("text") or ""
         if not isinstance(text, str):
             raise DataFormatError(path, f"expected str, got {type(text).__name__}", where, "text")

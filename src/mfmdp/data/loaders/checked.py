@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from mfmdp.data.assemble import SKIP_BAD_TIME, as_int, assemble_event
+from mfmdp.data.assemble import as_int, assemble_event, time_or_skip
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require
@@ -32,13 +32,8 @@ def _responses(items: list, behavior: str, path: Path, skipped: Counter, out: li
         if not isinstance(rid, str) or not rid:
             require(r, "id", path, where)  # raises with the precise reason
             raise DataFormatError(path, "empty id", where, "id")
-        date = r.get("date")
-        try:
-            t = parse_time(date)
-        except ValueError:
-            if date is None:
-                raise DataFormatError(path, "required field is missing", where, "date") from None
-            skipped[SKIP_BAD_TIME] += 1
+        t = time_or_skip(r.get("date"), skipped, path, where)
+        if t is None:
             continue
         text = r.get("text") or ""
         if not isinstance(text, str):

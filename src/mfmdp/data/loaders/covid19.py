@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from mfmdp.data.assemble import SKIP_BAD_TIME, as_bool, as_int, assemble_event
+from mfmdp.data.assemble import as_bool, as_int, assemble_event, time_or_skip
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require, strip_html
@@ -69,11 +69,8 @@ def _edges(folder: Path, name: str) -> dict[str, str]:
 
 def _response(r: object, path: Path, where: str, behavior: str, parent: str, skipped: Counter) -> Response | None:
     rid = str(require(r, "id", path, where, (str, int)))
-    created = require(r, "created_at", path, where)
-    try:
-        t = parse_time(created)
-    except ValueError:
-        skipped[SKIP_BAD_TIME] += 1
+    t = time_or_skip(r.get("created_at"), skipped, path, where)
+    if t is None:
         return None
     raw = r.get("raw_text") if behavior == "share" else None
     text = raw if isinstance(raw, str) else r.get("text") or ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from mfmdp.data.assemble import SKIP_BAD_TIME, as_bool, as_int, assemble_event, normalise_text
+from mfmdp.data.assemble import as_bool, as_int, assemble_event, normalise_text, time_or_skip
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require
@@ -70,11 +70,8 @@ def load(path: Path, obj: object | None = None) -> Event:
     for i, r in enumerate(obj[1:], 1):
         where = f"[{i}]"
         rid = str(require(r, "mid", path, where, (str, int)))
-        t_raw = require(r, "t", path, where, (int, float, str))
-        try:
-            t = parse_time(t_raw)
-        except ValueError:
-            skipped[SKIP_BAD_TIME] += 1
+        t = time_or_skip(r.get("t"), skipped, path, where)
+        if t is None:
             continue
         text = r.get("text") or ""
         if not isinstance(text, str):
