@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ import yaml
 from mfmdp.annotate.schema import DIMENSIONS, Labels
 from mfmdp.data.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
-from mfmdp.simulate.config import ExperimentConfig
+from mfmdp.simulate.config import ConfigError, ExperimentConfig
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.simulate.rundir import RunDir, atomic_write_json, atomic_write_parquet, labels_frame, tree_hash, write_manifest
 
@@ -111,14 +111,14 @@ def train_transition(cfg: ExperimentConfig, train: list[PreparedEvent], val: lis
     directory = transition_dir(out, lct_state)
     if (directory / "training.json").exists():  # written last: the checkpoint is complete
         return EventTransformer.load(directory)
-    tcfg = dict(cfg.transition)
-    model_kw = tcfg.pop("model", {})
-    train_cfg = TrainConfig(**{**tcfg, "seed": tcfg.get("seed", cfg.seed)})
+    section = cfg.transition
+    options = {f.name: getattr(section, f.name) for f in fields(TrainConfig)}
+    train_cfg = TrainConfig(**{**options, "seed": cfg.seed if section.seed is None else section.seed})
     if not lct_state:
         train_cfg.alpha = 0.0
     feats = [event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings) for p in train]
     val_feats = [event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings) for p in val] or None
-    model_cfg = TransitionConfig.for_encoder(cfg.encoder, encoder.dim, **model_kw)
+    model_cfg = TransitionConfig.for_encoder(cfg.encoder, encoder.dim, **cfg.transition.model.model_dump())
     model, result = fit(feats, model_cfg, train_cfg, val_feats=val_feats)
     model.save(directory)
     atomic_write_json(directory / "training.json", {k: v for k, v in result.__dict__.items()})
@@ -156,7 +156,7 @@ def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEv
     directory = policy_dir(out, spec)
     if (directory / "trained.json").exists():  # written last: the checkpoint is complete
         return NeuralPolicy.load(directory, encoder=encoder)
-    pcfg = {**cfg.policy, "seed": cfg.policy.get("seed", cfg.seed)}
+    pcfg = {**cfg.policy.model_dump(), "seed": cfg.seed if cfg.policy.seed is None else cfg.policy.seed}
     if not spec.lct_policy:
         pcfg["lct"] = False
     policy = train_neural_policy(
@@ -331,6 +331,22 @@ def reuse_models(source: Path, out: Path) -> None:
             shutil.copytree(source / name, out / name, copy_function=os.link)
 
 
+def require_inputs(cfg: ExperimentConfig, test_data: str | None) -> None:
+    """Before any work: the files and folders the config names exist (one line naming the key)."""
+    paths = {"data.path": cfg.data.path, "data.split": cfg.data.split, "data.scenario": cfg.data.scenario,
+             "--test-data": test_data}
+    kind, _, arg = cfg.annotator.partition(":")
+    if kind == "distilled":
+        paths["annotator"] = arg
+    if cfg.encoder.startswith("hf:"):
+        paths["encoder"] = cfg.encoder[3:]
+    if cfg.policy_backend == "hf":
+        paths.update({f"policy_checkpoints.{m}": d for m, d in cfg.policy_checkpoints.items()})
+    for key, path in paths.items():
+        if path and not Path(path).exists():
+            raise ConfigError(f"{key}: {path} does not exist")
+
+
 def log_evaluation(out: Path, side: str, event_ids: list[str]) -> None:
     """Append one line per scored report: how often the test side was looked at is part of the protocol."""
     line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "side": side, "events": len(event_ids),
@@ -353,6 +369,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     from mfmdp.transition.encoders import get_encoder
 
     out = Path(out)
+    require_inputs(cfg, test_data)
     out.mkdir(parents=True, exist_ok=True)
     rd = RunDir(out)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False))

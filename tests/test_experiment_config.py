@@ -1,0 +1,101 @@
+"""Fail-fast configuration of `mfmdp run` / `mfmdp demo`: every config mistake is one line naming the
+key, exit code 2, before any data is read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from experiment_helpers import tiny_config
+from mfmdp.cli import app
+from mfmdp.simulate.config import ConfigError, load_config
+
+runner = CliRunner()
+
+
+def write_yaml(path: Path, raw) -> Path:
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True) if raw is not None else "# empty\n", encoding="utf-8")
+    return path
+
+
+def tiny_yaml(tmp_path: Path, **overrides) -> Path:
+    return write_yaml(tmp_path / "tiny.yaml", tiny_config(**overrides).model_dump(mode="json"))
+
+
+# --- item 4: config mistakes fail fast -----------------------------------------------------------
+@pytest.mark.parametrize("override, named", [
+    ("nosuch.key=1", "nosuch: unknown key; allowed: name, seed, data"),
+    ("policy.hiden=8", "policy.hiden: unknown key; allowed: lct,"),
+    ("transition.epocs=3", "transition.epocs: unknown key; allowed: epochs,"),
+    ("transition.epochs=many", "transition.epochs: Input should be a valid integer"),
+    ("transition.epochs=-3", "transition.epochs: Input should be greater than or equal to 1"),
+    ("transition.lr_schedule=step", "transition.lr_schedule: Input should be 'constant' or 'cosine'"),
+    ("transition.model.n_heads=3", "transition.model: d_model 16 is not divisible by n_heads 3"),
+    ("annotator=llm:itemz_per_call=5", "annotator: annotator spec 'llm:itemz_per_call=5': unknown option 'itemz_per_call'; allowed: backend,"),
+    ("seed.x=1", "--set 'seed.x=1': seed is a value, not a section"),
+])
+def test_cli_config_mistake_is_one_line_exit_2_before_any_work(tmp_path, override, named):
+    config = tiny_yaml(tmp_path, **{"data.path": str(tmp_path / "events.jsonl")})  # never read
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    result = runner.invoke(app, ["run", str(config), "--out", str(out), "--set", override])
+    assert time.perf_counter() - t0 < 2.0
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0]
+    assert not out.exists()
+
+
+def test_demo_config_mistake_without_traceback(tmp_path):
+    """The installed entry point, in a fresh process: one line on stderr, exit code 2."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-c", "from mfmdp.cli import main; main()", "demo", "--out", str(tmp_path / "d"),
+                           "--set", "nosuch.key=1"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "nosuch: unknown key" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("raw, named", [
+    (None, "the config is empty"),
+    ([1, 2], "must be a mapping, got list"),
+    ({"policy": {"epochs": 0}}, "policy.epochs: Input should be greater than or equal to 1"),
+    ({"policy": {"dropout": 1.5}}, "policy.dropout: Input should be less than 1"),
+    ({"transition": {"epochs": "many"}}, "transition.epochs: Input should be a valid integer"),
+    ({"transition": {"model": {"window": 0}}}, "transition.model.window: Input should be greater than or equal to 1"),
+    ({"simulation": {"seeds": "zero"}}, "simulation.seeds: Input should be a valid list"),
+    ({"data": {"evaluate_on": "tset"}}, "data.evaluate_on: Input should be 'validation' or 'test'"),
+    ({"annotator": "offline:fast"}, "offline takes no option but 'nosnownlp'"),
+    ({"annotator": "llm:items_per_call=many"}, "option 'items_per_call': Input should be a valid integer"),
+    ({"annotator": "llm:backend=nope"}, "unknown backend 'nope'"),
+    ({"annotator": "bert"}, "unknown annotator spec 'bert'"),
+    ({"encoder": "hash:big"}, "encoder: encoder spec 'hash:big': DIM of 'hash:DIM' must be a positive integer"),
+    ({"encoder": "e5"}, "encoder: unknown encoder spec 'e5'"),
+    ({"summariser": "llm:nope"}, "summariser: use 'embedding', 'llm' or 'llm:BACKEND'"),
+])
+def test_bad_values_types_and_specs_are_rejected(tmp_path, raw, named):
+    path = write_yaml(tmp_path / "c.yaml", raw)  # None: a file with nothing but a comment
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_valid_sections_reach_the_trainers_typed():
+    cfg = load_config(Path(__file__).parents[1] / "src/mfmdp/configs/demo.yaml", ["transition.epochs=3", "policy.hidden=8"])
+    assert (cfg.transition.epochs, cfg.transition.model.d_model, cfg.policy.hidden) == (3, 64, 8)
+    assert cfg.transition.seed is None  # the experiment's seed, resolved when training
+
+
+def test_missing_input_path_is_refused_before_work(tmp_path):
+    config = tiny_yaml(tmp_path, **{"data.split": str(tmp_path / "split.json")})
+    result = runner.invoke(app, ["run", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: data.split: {tmp_path / 'split.json'} does not exist"
+    assert not (tmp_path / "out").exists()
