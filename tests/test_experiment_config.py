@@ -1,9 +1,12 @@
-"""Fail-fast configuration of `mfmdp run` / `mfmdp demo`: every config mistake is one line naming the
-key, exit code 2, before any data is read."""
+"""Fail-fast configuration and resume safety of `mfmdp run` / `mfmdp demo`: every config mistake is one
+line naming the key, exit code 2, before any data is read; a resumed results directory never mixes
+work made with another config, and a failed run leaves a finished run's config.yaml alone."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,11 +16,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from experiment_helpers import tiny_config
+from experiment_helpers import tiny_config, trained_tiny_run
 from mfmdp.cli import app
 from mfmdp.simulate.config import ConfigError, load_config
+from mfmdp.simulate.rundir import RunDir
+from mfmdp.simulate.stages import ResumeRefused
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory):
+    return trained_tiny_run(tmp_path_factory)
 
 
 def write_yaml(path: Path, raw) -> Path:
@@ -99,3 +109,75 @@ def test_missing_input_path_is_refused_before_work(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip() == f"error: data.split: {tmp_path / 'split.json'} does not exist"
     assert not (tmp_path / "out").exists()
+
+
+# --- item 5: resume never trusts stale work ------------------------------------------------------
+def snapshot(root: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("override, changed, where", [
+    ({"transition.epochs": 2}, "transition.epochs: 1 -> 2", "models/transition"),
+    ({"policy.hidden": 8}, "policy.hidden: 16 -> 8", "models/policy_"),
+    ({"simulation.horizon": 5}, "simulation.horizon: 4 -> 5", "events"),
+    ({"seed": 1}, "seed: 0 -> 1", "models/transition"),
+])
+def test_resume_refuses_config_drift_and_touches_nothing(run_root, tmp_path, override, changed, where):
+    from mfmdp.experiment import run_experiment
+
+    again = tmp_path / "again"
+    shutil.copytree(run_root, again)
+    before = snapshot(again)
+    t0 = time.perf_counter()
+    with pytest.raises(ResumeRefused, match="was made with another config") as err:
+        run_experiment(tiny_config(**override), again, progress=False)
+    assert time.perf_counter() - t0 < 2.0  # refused before any data is read
+    assert changed in str(err.value) and f"{again}/{where}" in str(err.value)
+    assert snapshot(again) == before  # config.yaml, manifest.json and models as they were
+
+
+def test_cli_refusal_and_failed_run_keep_config_yaml(run_root, tmp_path):
+    again = tmp_path / "again"
+    shutil.copytree(run_root, again)
+    config = tiny_yaml(tmp_path)
+    finished = (again / "config.yaml").read_bytes()
+    typo = runner.invoke(app, ["run", str(config), "--out", str(again), "--set", "transition.epocs=3"])
+    drift = runner.invoke(app, ["run", str(config), "--out", str(again), "--set", "transition.epochs=3",
+                                "--set", "policy.hidden=8"])
+    assert typo.exit_code == drift.exit_code == 2
+    assert len(drift.output.strip().splitlines()) == 1 and "transition.epochs: 1 -> 3" in drift.output
+    assert (again / "config.yaml").read_bytes() == finished
+    assert json.loads((again / "manifest.json").read_text())["config"]["transition"]["epochs"] == 1
+
+
+def test_models_from_retrains_only_the_drifted_models(run_root, tmp_path):
+    """--models-from links the models that match the config and trains the others here."""
+    from mfmdp.experiment import run_experiment
+
+    out = tmp_path / "new"
+    run_experiment(tiny_config(**{"policy.hidden": 8, "simulation.seeds": [0]}), out, progress=False,
+                   models_from=run_root)
+    models = sorted((out / "models").iterdir())
+    assert [m.name for m in models] == sorted(m.name for m in (run_root / "models").iterdir())
+    for model in models:
+        marker = "training.json" if model.name.startswith("transition") else "trained.json"
+        linked = (model / marker).stat().st_ino == (run_root / "models" / model.name / marker).stat().st_ino
+        assert linked == model.name.startswith("transition"), model.name
+    for policy in (out / "models").glob("policy_*"):
+        assert json.loads((policy / "trained.json").read_text())["stage"]["config"]["policy.hidden"] == 8
+    assert yaml.safe_load((out / "config.yaml").read_text())["policy"]["hidden"] == 8
+
+
+def test_seeds_added_to_a_finished_run_are_simulated(run_root, tmp_path):
+    """done.json no longer hides new seeds; config.yaml follows once their results are written."""
+    from mfmdp.experiment import run_experiment
+
+    again = tmp_path / "again"
+    shutil.copytree(run_root, again)
+    run_experiment(tiny_config(**{"simulation.seeds": [0, 1, 2], "methods": ["persistence", "regression"]}), again,
+                   progress=False)
+    rd = RunDir(again)
+    for eid in json.loads((again / "manifest.json").read_text())["split"]["test"]:
+        assert rd.sim_path(eid, "persistence", 2).exists() and rd.sim_path(eid, "regression", 2).exists()
+        assert json.loads(rd.done_path(eid).read_text())["seeds"] == [0, 1, 2]
+    assert yaml.safe_load((again / "config.yaml").read_text())["simulation"]["seeds"] == [0, 1, 2]
