@@ -430,16 +430,8 @@ def log_evaluation(out: Path, side: str, event_ids: list[str]) -> None:
 def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None = None, progress: bool = True,
                    models_from: str | Path | None = None) -> Path:
     """Run (or resume) an experiment into `out`; returns the report path. `cfg.data.evaluate_on` picks
-    the scored side (validation while developing); `models_from` reuses another run's trained models."""
-    from rich.progress import Progress
-
-    from mfmdp.annotate.registry import get_annotator
-    from mfmdp.evaluate.reversal import fit_reversal_thresholds
-    from mfmdp.evaluate.report import write_report
-    from mfmdp.simulate import floors
-    from mfmdp.simulate.scenario import signal_coverage
-    from mfmdp.transition.encoders import get_encoder
-
+    the scored side (validation while developing); `models_from` reuses another run's trained models.
+    Missing inputs and a results directory made with another config are refused first (ConfigError)."""
     out = Path(out)
     require_inputs(cfg, test_data)
     out.mkdir(parents=True, exist_ok=True)
@@ -449,6 +441,16 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     check_resume(cfg, out)
     if not (out / "config.yaml").exists():  # a resumed run's config.yaml changes only with its results
         write_config(cfg, out)
+
+    from rich.progress import Progress
+
+    from mfmdp.annotate.registry import get_annotator
+    from mfmdp.evaluate.reversal import fit_reversal_thresholds
+    from mfmdp.evaluate.report import write_report
+    from mfmdp.simulate import floors
+    from mfmdp.simulate.scenario import signal_coverage
+    from mfmdp.transition.encoders import get_encoder
+
     stage_seconds: dict[str, float] = {}
     stage_peak_mb: dict[str, float] = {}
     clock = time.perf_counter()
