@@ -150,6 +150,31 @@ def test_cli_refusal_and_failed_run_keep_config_yaml(run_root, tmp_path):
     assert json.loads((again / "manifest.json").read_text())["config"]["transition"]["epochs"] == 1
 
 
+def test_config_yaml_changes_only_with_the_work_that_matches_it(run_root, tmp_path, monkeypatch):
+    import mfmdp.experiment as experiment
+
+    again = tmp_path / "again"
+    shutil.copytree(run_root, again)
+    finished = (again / "config.yaml").read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "load_events", interrupted)  # fails before any work
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_experiment(tiny_config(name="renamed"), again, progress=False)
+    assert (again / "config.yaml").read_bytes() == finished
+
+    monkeypatch.undo()
+    for stale in [*again.glob("models/policy_*"), again / "events"]:  # as if stopped after f_psi
+        shutil.rmtree(stale)
+    (again / "events.json").unlink()
+    monkeypatch.setattr(experiment, "make_replay_for", interrupted)  # fails right after the policies
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_experiment(tiny_config(**{"policy.hidden": 8}), again, progress=False)
+    assert yaml.safe_load((again / "config.yaml").read_text())["policy"]["hidden"] == 8  # the policies' config
+
+
 def test_models_from_retrains_only_the_drifted_models(run_root, tmp_path):
     """--models-from links the models that match the config and trains the others here."""
     from mfmdp.experiment import run_experiment

@@ -126,6 +126,7 @@ def train_transition(cfg: ExperimentConfig, train: list[PreparedEvent], val: lis
     model.save(directory)
     atomic_write_json(directory / "training.json",
                       {**result.__dict__, "stage": stage_record(cfg, TRANSITION_DEPENDS_ON)})
+    record_config(cfg, out)
     return model
 
 
@@ -175,6 +176,7 @@ def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEv
     policy.save(directory)
     atomic_write_json(directory / "trained.json", {"method_key": directory.name, "inputs": inputs.model_dump(),
                                                    "stage": stage_record(cfg, policy_depends_on(uses_transition))})
+    record_config(cfg, out)
     return policy
 
 
@@ -398,9 +400,13 @@ def mark_done(rd: RunDir, event_id: str, cfg: ExperimentConfig, specs: list[Meth
         atomic_write_json(rd.done_path(event_id), done)
 
 
-def write_config(cfg: ExperimentConfig, out: Path) -> None:
-    atomic_write_bytes(out / "config.yaml",
-                       yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False).encode("utf-8"))
+def record_config(cfg: ExperimentConfig, out: Path) -> None:
+    """RUN_DIR/config.yaml := `cfg`. Called when results made with `cfg` are written (and when a run
+    starts in a new directory), never before: a run that fails or is refused leaves it as it was."""
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False).encode("utf-8")
+    path = out / "config.yaml"
+    if not path.exists() or path.read_bytes() != text:
+        atomic_write_bytes(path, text)
 
 
 def require_inputs(cfg: ExperimentConfig, test_data: str | None) -> None:
@@ -439,8 +445,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     if models_from is not None:
         reuse_models(Path(models_from), out, cfg)
     check_resume(cfg, out)
-    if not (out / "config.yaml").exists():  # a resumed run's config.yaml changes only with its results
-        write_config(cfg, out)
+    if not (out / "config.yaml").exists():
+        record_config(cfg, out)
 
     from rich.progress import Progress
 
@@ -512,6 +518,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
              for seed in cfg.simulation.seeds if not rd.sim_path(eid, s.name, seed).exists()]
     pending = {eid: sum(1 for t in tasks if t[0] == eid) for eid in by_id}
     nll_cache: dict[tuple, np.ndarray] = {}
+    if tasks:
+        record_config(cfg, out)
     lap("prepare_simulation")
     with Progress(disable=not progress, transient=False) as bar:
         task = bar.add_task("simulating", total=len(tasks))
@@ -555,5 +563,5 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     manifest["stage_seconds"] = stage_seconds
     manifest["stage_peak_rss_mb"] = stage_peak_mb
     atomic_write_json(out / "manifest.json", manifest)
-    write_config(cfg, out)  # now that every result matches it
+    record_config(cfg, out)
     return report
