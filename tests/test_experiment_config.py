@@ -52,7 +52,9 @@ def tiny_yaml(tmp_path: Path, **overrides) -> Path:
     ("seed.x=1", "--set 'seed.x=1': seed is a value, not a section"),
 ])
 def test_cli_config_mistake_is_one_line_exit_2_before_any_work(tmp_path, override, named):
-    config = tiny_yaml(tmp_path, **{"data.path": str(tmp_path / "events.jsonl")})  # never read
+    garbage = tmp_path / "events.jsonl"
+    garbage.write_text("not events\n")  # reading it would fail otherwise: it is never read
+    config = tiny_yaml(tmp_path, **{"data.path": str(garbage)})
     out = tmp_path / "out"
     t0 = time.perf_counter()
     result = runner.invoke(app, ["run", str(config), "--out", str(out), "--set", override])
