@@ -99,6 +99,15 @@ def test_bad_values_types_and_specs_are_rejected(tmp_path, raw, named):
     assert named in str(err.value) and "\n" not in str(err.value)
 
 
+def test_bad_llm_annotator_option_is_a_value_error_everywhere():
+    """`get_annotator` (used by `mfmdp annotate`) checks the spec first: a ValueError naming the
+    option, which the CLI prints as one line, not a TypeError from deep inside."""
+    from mfmdp.annotate.registry import get_annotator
+
+    with pytest.raises(ValueError, match="unknown option 'itemz_per_call'; allowed: backend"):
+        get_annotator("llm:backend=fake,itemz_per_call=5")
+
+
 def test_valid_sections_reach_the_trainers_typed():
     cfg = load_config(Path(__file__).parents[1] / "src/mfmdp/configs/demo.yaml", ["transition.epochs=3", "policy.hidden=8"])
     assert (cfg.transition.epochs, cfg.transition.model.d_model, cfg.policy.hidden) == (3, 64, 8)

@@ -20,6 +20,7 @@ SPECS_HELP = "offline | offline:nosnownlp | distilled:DIR | llm | llm:key=value,
 
 
 def get_annotator(spec: str = "offline", cache_dir: str | None = None) -> Annotator:
+    check_annotator_spec(spec)  # a bad option is a ValueError naming it, not a TypeError deep inside
     kind, _, arg = (spec or "offline").partition(":")
     kind = kind.strip().lower()
     if kind == "offline":
