@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,12 @@ import yaml
 from mfmdp.annotate.schema import DIMENSIONS, Labels
 from mfmdp.data.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
-from mfmdp.simulate.config import ExperimentConfig
+from mfmdp.simulate.config import ConfigError, ExperimentConfig
 from mfmdp.simulate.methods import MethodSpec, get_method
-from mfmdp.simulate.rundir import RunDir, atomic_write_json, atomic_write_parquet, labels_frame, tree_hash, write_manifest
+from mfmdp.simulate.rundir import (RunDir, atomic_write_bytes, atomic_write_json, atomic_write_parquet, labels_frame,
+                                   tree_hash, write_manifest)
+from mfmdp.simulate.stages import (EVERYTHING, TRANSITION_DEPENDS_ON, check_marker, drift, policy_depends_on,
+                                   stage_record)
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +112,26 @@ def train_transition(cfg: ExperimentConfig, train: list[PreparedEvent], val: lis
     from mfmdp.transition.train import TrainConfig, train as fit
 
     directory = transition_dir(out, lct_state)
-    if (directory / "training.json").exists():  # written last: the checkpoint is complete
+    if (directory / "training.json").exists():  # written last: complete, and check_resume matched its config
         return EventTransformer.load(directory)
-    tcfg = dict(cfg.transition)
-    model_kw = tcfg.pop("model", {})
-    train_cfg = TrainConfig(**{**tcfg, "seed": tcfg.get("seed", cfg.seed)})
+    section = cfg.transition
+    options = {f.name: getattr(section, f.name) for f in fields(TrainConfig)}
+    train_cfg = TrainConfig(**{**options, "seed": cfg.seed if section.seed is None else section.seed})
     if not lct_state:
         train_cfg.alpha = 0.0
     feats = [event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings) for p in train]
     val_feats = [event_features(p.event, p.steps, p.labels.codes["state"], encoder, p.embeddings) for p in val] or None
-    model_cfg = TransitionConfig.for_encoder(cfg.encoder, encoder.dim, **model_kw)
+    model_cfg = TransitionConfig.for_encoder(cfg.encoder, encoder.dim, **cfg.transition.model.model_dump())
     model, result = fit(feats, model_cfg, train_cfg, val_feats=val_feats)
     model.save(directory)
-    atomic_write_json(directory / "training.json", {k: v for k, v in result.__dict__.items()})
+    atomic_write_json(directory / "training.json",
+                      {**result.__dict__, "stage": stage_record(cfg, TRANSITION_DEPENDS_ON)})
+    record_config(cfg, out)
     return model
+
+
+def policy_uses_transition(spec: MethodSpec) -> bool:
+    return spec.use_prior or spec.lct_policy
 
 
 def policy_dir(out: Path, spec: MethodSpec) -> Path:
@@ -154,18 +163,20 @@ def train_policy(cfg: ExperimentConfig, spec: MethodSpec, train: list[PreparedEv
     from mfmdp.policy.training import train_neural_policy
 
     directory = policy_dir(out, spec)
-    if (directory / "trained.json").exists():  # written last: the checkpoint is complete
+    if (directory / "trained.json").exists():  # written last: complete, and check_resume matched its config
         return NeuralPolicy.load(directory, encoder=encoder)
-    pcfg = {**cfg.policy, "seed": cfg.policy.get("seed", cfg.seed)}
+    pcfg = {**cfg.policy.model_dump(), "seed": cfg.seed if cfg.policy.seed is None else cfg.policy.seed}
     if not spec.lct_policy:
         pcfg["lct"] = False
+    uses_transition = policy_uses_transition(spec)
     policy = train_neural_policy(
         [p.event for p in train], [p.labels for p in train], [p.embeddings for p in train], encoder,
-        transition if (spec.use_prior or spec.lct_policy) else None, inputs=inputs, config=pcfg,
-        steps=[p.steps for p in train],
+        transition if uses_transition else None, inputs=inputs, config=pcfg, steps=[p.steps for p in train],
     )
     policy.save(directory)
-    atomic_write_json(directory / "trained.json", {"method_key": directory.name, "inputs": inputs.model_dump()})
+    atomic_write_json(directory / "trained.json", {"method_key": directory.name, "inputs": inputs.model_dump(),
+                                                   "stage": stage_record(cfg, policy_depends_on(uses_transition))})
+    record_config(cfg, out)
     return policy
 
 
@@ -319,16 +330,99 @@ def take_peak_rss_mb() -> float:
     return round(peak, 1)
 
 
-def reuse_models(source: Path, out: Path) -> None:
-    """Start `out` from another run's trained models and label/embedding caches (hard links, so
-    nothing is copied): a test run then scores exactly the models that were developed on validation."""
+MODEL_MARKERS = ("training.json", "trained.json")  # written last by train_transition / train_policy
+
+
+def reuse_models(source: Path, out: Path, cfg: ExperimentConfig) -> None:
+    """Start `out` from another run's finished models and label/embedding caches (hard links, so
+    nothing is copied): a test run then scores exactly the models that were developed on validation.
+    A model trained with another config than `cfg` is left behind, to be trained here."""
     import shutil
 
     if not (source / "models").is_dir():
         raise FileNotFoundError(f"--models-from {source}: no models/ folder there (run it first)")
-    for name in ("models", "cache"):  # no cache/ when the labels are the generator's ground truth
-        if (source / name).is_dir() and not (out / name).exists():
-            shutil.copytree(source / name, out / name, copy_function=os.link)
+    for model in sorted(p for p in (source / "models").iterdir() if p.is_dir()):
+        marker = next((model / m for m in MODEL_MARKERS if (model / m).exists()), None)
+        target = out / "models" / model.name
+        if marker is None or target.exists():
+            continue
+        changed = drift(marker, cfg)
+        if changed:
+            log.info("--models-from: %s was trained with another config (%s): training it here",
+                     model, "; ".join(changed))
+            continue
+        shutil.copytree(model, target, copy_function=os.link)
+    if (source / "cache").is_dir() and not (out / "cache").exists():  # none when the labels are the generator's truth
+        shutil.copytree(source / "cache", out / "cache", copy_function=os.link)
+
+
+def agent_specs(cfg: ExperimentConfig) -> list[MethodSpec]:
+    return [get_method(m) for m in cfg.methods if m != "oracle"]
+
+
+def needed_transitions(specs: list[MethodSpec]) -> set[bool]:
+    """lct_state flags of the f_psi models the methods read (directly or through their policy)."""
+    return {s.lct_state for s in specs if s.needs_transition or (s.floor is None and s.lct_policy)}
+
+
+def check_resume(cfg: ExperimentConfig, out: Path) -> None:
+    """Before any work: refuse (ResumeRefused) when `out` holds finished models or simulations that
+    this run would reuse but that were made with another config."""
+    specs = agent_specs(cfg)
+    for flag in sorted(needed_transitions(specs)):
+        directory = transition_dir(out, flag)
+        check_marker(directory / "training.json", cfg, str(directory))
+    if cfg.policy_backend == "neural":
+        for spec in specs:
+            if spec.floor is None:
+                check_marker(policy_dir(out, spec) / "trained.json", cfg, str(policy_dir(out, spec)))
+    check_marker(out / EVENTS_RECORD, cfg, str(out / "events"))
+
+
+EVENTS_RECORD = "events.json"  # the config record of everything under events/
+
+
+def claim_events(cfg: ExperimentConfig, out: Path) -> None:
+    """Record the config that the simulations under events/ are made with, before the first one."""
+    if (out / EVENTS_RECORD).exists():
+        return  # same config: check_resume refuses any other
+    events = out / "events"
+    if events.is_dir() and any(events.iterdir()):
+        log.warning("%s has no config record (made by an older mfmdp): reused as it is", events)
+        return
+    atomic_write_json(out / EVENTS_RECORD, {"stage": stage_record(cfg, EVERYTHING)})
+
+
+def mark_done(rd: RunDir, event_id: str, cfg: ExperimentConfig, specs: list[MethodSpec]) -> None:
+    """done.json: which methods and seeds the event's simulations cover (rewritten when they grow)."""
+    done = {"methods": [s.name for s in specs], "seeds": cfg.simulation.seeds}
+    if not rd.is_done(event_id) or json.loads(rd.done_path(event_id).read_text()) != done:
+        atomic_write_json(rd.done_path(event_id), done)
+
+
+def record_config(cfg: ExperimentConfig, out: Path) -> None:
+    """RUN_DIR/config.yaml := `cfg`. Called when results made with `cfg` are written (and when a run
+    starts in a new directory), never before: a run that fails or is refused leaves it as it was."""
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False).encode("utf-8")
+    path = out / "config.yaml"
+    if not path.exists() or path.read_bytes() != text:
+        atomic_write_bytes(path, text)
+
+
+def require_inputs(cfg: ExperimentConfig, test_data: str | None) -> None:
+    """Before any work: the files and folders the config names exist (one line naming the key)."""
+    paths = {"data.path": cfg.data.path, "data.split": cfg.data.split, "data.scenario": cfg.data.scenario,
+             "--test-data": test_data}
+    kind, _, arg = cfg.annotator.partition(":")
+    if kind == "distilled":
+        paths["annotator"] = arg
+    if cfg.encoder.startswith("hf:"):
+        paths["encoder"] = cfg.encoder[3:]
+    if cfg.policy_backend == "hf":
+        paths.update({f"policy_checkpoints.{m}": d for m, d in cfg.policy_checkpoints.items()})
+    for key, path in paths.items():
+        if path and not Path(path).exists():
+            raise ConfigError(f"{key}: {path} does not exist")
 
 
 def log_evaluation(out: Path, side: str, event_ids: list[str]) -> None:
@@ -342,7 +436,18 @@ def log_evaluation(out: Path, side: str, event_ids: list[str]) -> None:
 def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None = None, progress: bool = True,
                    models_from: str | Path | None = None) -> Path:
     """Run (or resume) an experiment into `out`; returns the report path. `cfg.data.evaluate_on` picks
-    the scored side (validation while developing); `models_from` reuses another run's trained models."""
+    the scored side (validation while developing); `models_from` reuses another run's trained models.
+    Missing inputs and a results directory made with another config are refused first (ConfigError)."""
+    out = Path(out)
+    require_inputs(cfg, test_data)
+    out.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(out)
+    if models_from is not None:
+        reuse_models(Path(models_from), out, cfg)
+    check_resume(cfg, out)
+    if not (out / "config.yaml").exists():
+        record_config(cfg, out)
+
     from rich.progress import Progress
 
     from mfmdp.annotate.registry import get_annotator
@@ -352,10 +457,6 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     from mfmdp.simulate.scenario import signal_coverage
     from mfmdp.transition.encoders import get_encoder
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rd = RunDir(out)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False))
     stage_seconds: dict[str, float] = {}
     stage_peak_mb: dict[str, float] = {}
     clock = time.perf_counter()
@@ -367,8 +468,6 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         stage_peak_mb[name] = max(stage_peak_mb.get(name, 0.0), take_peak_rss_mb())
         clock = now
 
-    if models_from is not None:
-        reuse_models(Path(models_from), out)
     events = load_events(cfg)
     sides = split_events(cfg, events, out)
     if test_data is not None:
@@ -387,10 +486,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     prepared = {side: prepare(cfg, evs, annotator, encoder, cache) for side, evs in sides.items()}
     lap("annotate+encode")
 
-    specs = [get_method(m) for m in cfg.methods if m != "oracle"]
-    need_roll = {s.lct_state for s in specs if s.needs_transition or (s.floor is None and s.lct_policy)}
+    specs = agent_specs(cfg)
     transitions = {flag: train_transition(cfg, prepared["train"], prepared["validation"], encoder, flag, out)
-                   for flag in sorted(need_roll, reverse=True)}
+                   for flag in sorted(needed_transitions(specs), reverse=True)}
     lap("train_transition")
     policies = {}
     for spec in specs:
@@ -410,14 +508,18 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
 
     replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared[scored_side]}
     by_id = {p.event.id: p for p in prepared[scored_side]}
+    claim_events(cfg, out)
     for eid, p in by_id.items():
         if not rd.real_path(eid).exists():
             rd.write_real(eid, labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
                                             replays[eid].warmup_slots))
-    tasks = [(eid, s.name, seed) for eid in by_id if not rd.is_done(eid) for s in specs
+    # by file, not by done.json: methods and seeds added to a finished run are simulated too
+    tasks = [(eid, s.name, seed) for eid in by_id for s in specs
              for seed in cfg.simulation.seeds if not rd.sim_path(eid, s.name, seed).exists()]
     pending = {eid: sum(1 for t in tasks if t[0] == eid) for eid in by_id}
     nll_cache: dict[tuple, np.ndarray] = {}
+    if tasks:
+        record_config(cfg, out)
     lap("prepare_simulation")
     with Progress(disable=not progress, transient=False) as bar:
         task = bar.add_task("simulating", total=len(tasks))
@@ -430,11 +532,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
             _write_sim(rd, by_id[eid], replays[eid], method, seed, labels, traj, nll)
             pending[eid] -= 1
             if pending[eid] == 0:
-                atomic_write_json(rd.done_path(eid), {"methods": [s.name for s in specs], "seeds": cfg.simulation.seeds})
+                mark_done(rd, eid, cfg, specs)
             bar.update(task, advance=1, description=f"{method} {eid} seed {seed}")
     for eid in by_id:
-        if not rd.is_done(eid):
-            atomic_write_json(rd.done_path(eid), {"methods": [s.name for s in specs], "seeds": cfg.simulation.seeds})
+        mark_done(rd, eid, cfg, specs)
     lap("simulate")
 
     data_paths = [Path(p) for p in (cfg.data.path, test_data) if p]
@@ -462,4 +563,5 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     manifest["stage_seconds"] = stage_seconds
     manifest["stage_peak_rss_mb"] = stage_peak_mb
     atomic_write_json(out / "manifest.json", manifest)
+    record_config(cfg, out)
     return report

@@ -23,6 +23,7 @@ SPECS_HELP = "offline | offline:nosnownlp | distilled:DIR | llm | llm:key=value,
 def get_annotator(spec: str = "offline", cache_dir: str | None = None, **llm_options) -> Annotator:
     """`llm_options` (e.g. a budget from the command line) override the spec's llm options; None values
     are ignored, and any other value is an error for annotators other than llm."""
+    check_annotator_spec(spec)  # a bad option is a ValueError naming it, not a TypeError deep inside
     kind, _, arg = (spec or "offline").partition(":")
     kind = kind.strip().lower()
     llm_options = {k: v for k, v in llm_options.items() if v is not None}
@@ -100,3 +101,47 @@ def _files_digest(directory: Path) -> str:
             h.update(p.name.encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
+
+def check_annotator_spec(spec: str) -> None:
+    """ValueError naming what is wrong with `spec`, without building the annotator (no model, no data),
+    so that `mfmdp run` rejects a bad spec before any work starts."""
+    kind, _, arg = (spec or "offline").partition(":")
+    kind = kind.strip().lower()
+    if kind == "offline":
+        if arg not in ("", "nosnownlp"):
+            raise ValueError(f"annotator spec {spec!r}: offline takes no option but 'nosnownlp'")
+    elif kind == "distilled":
+        if not arg:
+            raise ValueError(f"annotator spec {spec!r}: say which model, e.g. distilled:models/annotator")
+    elif kind == "llm":
+        _check_llm_options(spec, _parse_options(spec, arg))
+    else:
+        raise ValueError(f"unknown annotator spec {spec!r}; use {SPECS_HELP}")
+
+
+def _check_llm_options(spec: str, options: dict) -> None:
+    from dataclasses import fields
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from mfmdp.llm.registry import BACKENDS
+
+    try:
+        from mfmdp.annotate.llm import LLMAnnotatorConfig
+    except ImportError as err:
+        raise ValueError(f"annotator spec {spec!r}: the LLM annotator needs its extra: pip install 'mfmdp[llm]' ({err})") from None
+    known = sorted(f.name for f in fields(LLMAnnotatorConfig))
+    for key in options:
+        if key not in known:
+            raise ValueError(f"annotator spec {spec!r}: unknown option {key!r}; allowed: {', '.join(known)}")
+    backend = str(options.get("backend", "openai")).partition(":")[0]
+    if backend not in BACKENDS:
+        raise ValueError(f"annotator spec {spec!r}: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    try:
+        TypeAdapter(LLMAnnotatorConfig).validate_python(options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"annotator spec {spec!r}: option {where!r}: {first['msg']}") from None
+

@@ -20,13 +20,14 @@ def demo(
 ) -> None:
     """Generate synthetic events, annotate, train f_psi and the policies, simulate every method and
     floor, evaluate and write a report."""
+    from mfmdp.cli.run import or_exit
     from mfmdp.experiment import run_experiment
     from mfmdp.simulate.config import load_config
 
     console = Console()
-    cfg = load_config(demo_config_path(), set_)
+    cfg = or_exit(lambda: load_config(demo_config_path(), set_))
     console.print(f"[bold]mfmdp demo[/]: {cfg.data.synthetic.n_events} synthetic events, methods: {', '.join(cfg.methods)}")
     t0 = time.perf_counter()
-    report = run_experiment(cfg, out)
+    report = or_exit(lambda: run_experiment(cfg, out))
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
     console.print(f"[bold green]report:[/] {report}  (also {report.with_suffix('.md')})")

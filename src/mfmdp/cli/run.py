@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+
+T = TypeVar("T")
 
 
 def run(
@@ -20,9 +22,17 @@ def run(
     from mfmdp.experiment import run_experiment
     from mfmdp.simulate.config import load_config
 
-    try:
-        cfg = load_config(config, set_)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
-    report = run_experiment(cfg, out, test_data=test_data, models_from=models_from)
+    cfg = or_exit(lambda: load_config(config, set_))
+    report = or_exit(lambda: run_experiment(cfg, out, test_data=test_data, models_from=models_from))
     Console().print(f"[bold green]report:[/] {report}")
+
+
+def or_exit(step: Callable[[], T]) -> T:
+    """Run `step`; a config mistake (or a resume that would mix configs) is one line and exit code 2."""
+    from mfmdp.simulate.config import ConfigError
+
+    try:
+        return step()
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None

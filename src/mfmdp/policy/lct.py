@@ -17,7 +17,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mfmdp.policy.costs import EPS
@@ -25,29 +24,10 @@ from mfmdp.policy.dataset import PolicyEvent, add_forecasts
 from mfmdp.policy.fast_rollout import BatchedRollout, supports_fast_path, teacher_forced
 from mfmdp.policy.network import NeuralPolicyConfig, PolicyNet, action_nll, agent_features, log_prior_of
 from mfmdp.policy.neural import NeuralPolicy
+from mfmdp.policy.options import LCTConfig
 from mfmdp.transition.api import TransitionModel
 
 log = logging.getLogger(__name__)
-
-
-class LCTConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    lct: bool = True  # False: "w/o LCT-Policy", L_text only
-    alpha: float = Field(1.0, ge=0.0)  # weight of L_text
-    beta: float = Field(1.0, ge=0.0)  # candidate weights softmax(-beta V)
-    gamma: float = Field(0.95, gt=0.0, le=1.0)
-    J: int = Field(4, ge=1)
-    K: int = Field(30, ge=1)
-    starts_per_event: int = Field(4, ge=1)  # sampled rollout start steps per event and epoch
-    max_start_step: int | None = 400  # starts drawn from steps < this (bounds the teacher-forced walk)
-    epochs: int = Field(3, ge=1)
-    lr: float = Field(2e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
-    text_batch: int = Field(2048, ge=1)  # agent slots per event per update for L_text
-    time_budget_s: float | None = None  # stop early (after the current event) past this
-    torch_threads: int | None = 1  # tiny per-step matrices: more threads only contend (measured 10x+)
-    seed: int = 0
 
 
 def _features(cfg: NeuralPolicyConfig, ev: PolicyEvent, rows: np.ndarray) -> np.ndarray:

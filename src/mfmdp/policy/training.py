@@ -11,31 +11,20 @@ import time
 from typing import Sequence
 
 import numpy as np
-from pydantic import Field
 
 from mfmdp.annotate.schema import Labels
 from mfmdp.data.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
 from mfmdp.policy.dataset import PolicyEvent, prepare_event
 from mfmdp.policy.inputs import PolicyInputs
-from mfmdp.policy.lct import LCTConfig, train_policy
+from mfmdp.policy.lct import train_policy
 from mfmdp.policy.network import NeuralPolicyConfig
 from mfmdp.policy.neural import NeuralPolicy
+from mfmdp.policy.options import LCTConfig, PolicyTrainConfig
 from mfmdp.policy.retrieval import RetrievalPool
 from mfmdp.transition.api import TransitionModel
 
 log = logging.getLogger(__name__)
-
-
-class PolicyTrainConfig(LCTConfig):
-    """The `policy:` section of an experiment config: LCT settings + network and retrieval sizes."""
-
-    hidden: int = Field(128, ge=1)
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    top_k: int = Field(16, ge=1)  # retrieval: draw among the top_k nearest pool texts
-    pool_max_per_group: int | None = 20000  # retrieval pool rows kept per (state, behavior)
-    social_k: int = 8  # social-retrieval context: k most recent + k most popular responses
-    synopsis_decay: float = 0.8
 
 
 def build_pool(

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
 
+from mfmdp.policy.options import PolicyTrainConfig
 from mfmdp.simulate.methods import METHODS
+from mfmdp.transition.options import ModelSizes, TrainConfig
+
+
+class ConfigError(ValueError):
+    """The config, or the results directory it would resume, is wrong: one line naming the key."""
 
 
 class _Strict(BaseModel):
@@ -62,19 +69,33 @@ class ExecutorConfig(_Strict):
     torch_threads: int = 1
 
 
+@dataclass(config=ConfigDict(extra="forbid"))
+class TransitionSection(TrainConfig):
+    """`transition:`: f_psi's training options, and its sizes under `model:`."""
+
+    seed: int | None = None  # None: the experiment's seed
+    model: ModelSizes = Field(default_factory=ModelSizes)
+
+
+class PolicySection(PolicyTrainConfig):
+    """`policy:`: the neural policy's training options and sizes."""
+
+    seed: int | None = None  # None: the experiment's seed
+
+
 class ExperimentConfig(_Strict):
     name: str = "experiment"
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
     annotator: str = "offline"  # offline | distilled:DIR | llm | truth (synthetic ground truth)
     encoder: str = "hash"
-    transition: dict[str, Any] = Field(default_factory=dict)  # passed to the transition trainer's config
-    policy: dict[str, Any] = Field(default_factory=dict)  # passed to the policy trainer's config
+    transition: TransitionSection = Field(default_factory=TransitionSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
     # neural: trained here; hf: LoRA adapters trained by `mfmdp train policy --backend hf`, one per
     # method in `policy_checkpoints`; openai: an OpenAI-compatible endpoint (MFMDP_LLM_* variables).
     policy_backend: Literal["neural", "hf", "openai"] = "neural"
     policy_checkpoints: dict[str, str] = Field(default_factory=dict)  # method -> adapter dir (hf)
-    summariser: str = "embedding"  # embedding | llm | llm:key=value,... (same options as the LLM annotator)
+    summariser: str = "embedding"  # embedding | llm | llm:BACKEND (an LLM backend spec, e.g. llm:fake)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     methods: list[str] = Field(default_factory=lambda: list(METHODS))
@@ -88,23 +109,92 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
         return v
 
+    @field_validator("annotator")
+    @classmethod
+    def _annotator_spec(cls, v: str) -> str:
+        from mfmdp.annotate.registry import check_annotator_spec
+
+        if v != "truth":
+            check_annotator_spec(v)
+        return v
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_spec(cls, v: str) -> str:
+        from mfmdp.transition.encoders import check_encoder_spec
+
+        check_encoder_spec(v)
+        return v
+
+    @field_validator("summariser")
+    @classmethod
+    def _summariser_spec(cls, v: str) -> str:
+        from mfmdp.llm.registry import BACKENDS
+
+        kind, sep, backend = v.partition(":")
+        if v == "embedding" or (kind == "llm" and (not sep or backend.partition(":")[0] in BACKENDS)):
+            return v
+        raise ValueError(f"use 'embedding', 'llm' or 'llm:BACKEND' with BACKEND one of {', '.join(BACKENDS)}")
+
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read YAML and apply `key.sub=value` overrides (values parsed as YAML)."""
+    """Read YAML and apply `key.sub=value` overrides (values parsed as YAML). Any mistake is a
+    one-line ConfigError that names the key and what it allows, before any work starts."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the config is empty (see experiments/synthetic.yaml for one)")
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: an experiment config must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{path}: an experiment config must be a mapping, got {type(raw).__name__}")
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
-        node = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
+        apply_override(raw, item)
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {describe(err)}") from None
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Set `key.sub=value` (value parsed as YAML) in the raw config mapping."""
+    key, sep, value = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {item!r} must look like key.sub=value")
+    node = raw
+    for i, p in enumerate(parts[:-1]):
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is a value, not a section")
+    try:
         node[parts[-1]] = yaml.safe_load(value)
-    return ExperimentConfig.model_validate(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+
+
+def describe(err: ValidationError) -> str:
+    """The first validation error as one line: the dotted key, what is wrong, and what is allowed."""
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join(loc)
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        allowed = _keys_at(ExperimentConfig, loc[:-1])
+        text = f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    else:
+        msg, got = first["msg"].removeprefix("Value error, "), first["input"]
+        scalar = not isinstance(got, (dict, list)) and repr(got) not in msg
+        text = f"{key}: {msg}" + (f" (got {got!r})" if scalar else "")
+    more = len(err.errors()) - 1
+    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _keys_at(model: type, loc: list[str]) -> list[str]:
+    """Field names of the section at `loc` inside `model` ([] when it is not a section)."""
+    for part in loc:
+        field = getattr(model, "__pydantic_fields__", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "__pydantic_fields__", {}))

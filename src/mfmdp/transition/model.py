@@ -24,9 +24,11 @@ from torch.nn import functional as F
 
 from mfmdp.annotate.schema import STATES
 from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, signal_dim
+from mfmdp.transition.options import ModelSizes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+_SIZES = ModelSizes()  # the sizes a config may set (and their defaults) live with the config schema
 SKIP_EPS = 0.05  # the persistence skip adds skip * log(m_prev + SKIP_EPS): bounded for empty states
 
 
@@ -37,14 +39,14 @@ class TransitionConfig:
     profile_dim: int = PROFILE_DIM
     signal_dim: int = signal_dim(256)
     time_dim: int = TIME_DIM
-    d_model: int = 256
-    n_layers: int = 3
-    n_heads: int = 8
-    d_ff: int = 1024
-    dropout: float = 0.1
-    window: int = 256
+    d_model: int = _SIZES.d_model
+    n_layers: int = _SIZES.n_layers
+    n_heads: int = _SIZES.n_heads
+    d_ff: int = _SIZES.d_ff
+    dropout: float = _SIZES.dropout
+    window: int = _SIZES.window
     encoder: str = "hash"  # encoder spec that produced r and c: the simulator must use the same
-    synopsis_decay: float = 0.8
+    synopsis_decay: float = _SIZES.synopsis_decay
     extra: dict = field(default_factory=dict)  # free-form provenance (training data, metrics)
 
     def __post_init__(self) -> None:

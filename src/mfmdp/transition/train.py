@@ -23,41 +23,10 @@ from torch.nn import functional as F
 from mfmdp.transition import incremental as inc
 from mfmdp.transition.features import EventFeatures
 from mfmdp.transition.model import EventTransformer, TransitionConfig, params
+from mfmdp.transition.options import TrainConfig
 from mfmdp.transition.session import schedule_matrix
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    alpha: float = 1.0  # weight of L_roll; 0 = w/o LCT-State
-    horizon: int = 30  # K
-    # L_seq alone for the first epochs, then L_seq + alpha L_roll: an L_roll epoch costs ~7-15x an L_seq
-    # epoch, and from a random start it slowed learning (bench/transition.py figures in the README)
-    roll_start_epoch: int = 2
-    starts_per_event: int = 4
-    events_per_batch: int = 8
-    crop: int = 512  # longest training segment (steps); longer events are cropped at random each epoch
-    patience: int = 5  # epochs without validation improvement before stopping
-    val_fraction: float = 0.2
-    val_starts: int = 8  # fixed rollout start points per validation event
-    grad_clip: float = 1.0
-    seed: int = 0
-    persistence_steps: int = 8  # the persistence forecast averages the last 8 real steps (128 responses)
-    max_seconds: float | None = None  # wall-clock budget: training stops at the first batch past it
-    # torch intra-op threads while training (restored after). 1 by default: the rollout matmuls are
-    # tiny, and on a shared 2-core machine OpenMP threads waiting for each other made them 10-40x
-    # slower (measured); 0 or None leaves torch's setting alone (try 2 on an idle machine).
-    threads: int | None = 1
-    # Learning rate: "constant", or "cosine" (linear warm-up over the first epoch, then cosine decay
-    # to lr/10 over the planned epochs or the time budget, whichever ends first).
-    lr_schedule: str = "constant"
-    # Exponential moving average of the weights (0 = off): validated and kept instead of the raw
-    # weights, which smooths the epoch-to-epoch swings of the rollout KL that early stopping reads.
-    ema_decay: float = 0.0
 
 
 @dataclass
@@ -318,8 +287,6 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
     train_feats = [f for f in train_feats if len(f) >= 2]
     if not train_feats:
         raise ValueError("no training event has 2 or more steps")
-    if cfg.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     model = EventTransformer(model_config)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay))
