@@ -47,3 +47,20 @@ def test_train_transition_cli_errors_are_clear(tmp_path):
     res = CliRunner().invoke(app, ["train", "transition", str(data), "--out", str(tmp_path / "o"),
                                    "--annotator", "truth", *TINY])
     assert res.exit_code == 2 and "no stored labels" in res.output
+
+
+def test_train_option_mistakes_are_one_line_before_any_data_is_read(tmp_path):
+    """The data path does not exist: a refusal that names the option proves nothing was read first."""
+    missing = str(tmp_path / "absent.jsonl")
+    cases = [
+        (["transition", missing, "--out", str(tmp_path / "t"), "--epochs", "-3"], "epochs: Input should be greater"),
+        (["transition", missing, "--out", str(tmp_path / "t"), "--set", "epocs=3"], "epocs: unknown key; allowed: epochs"),
+        (["transition", missing, "--out", str(tmp_path / "t"), "--set", "lr_schedule=step"], "'constant' or 'cosine'"),
+        (["policy", missing, "--out", str(tmp_path / "p"), "--set", "hiden=3"], "hiden: unknown key; allowed:"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(app, ["train", *args])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2, (args, res.output)
+        assert message in text and "Traceback" not in text and "pydantic" not in text, (args, res.output)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "p").exists()

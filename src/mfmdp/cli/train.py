@@ -7,6 +7,20 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 
+def _check_options(options: type, values: dict) -> None:
+    """Validate trainer options before any data is read: a mistake is one line and exit 2."""
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from mfmdp.simulate.config import describe
+
+    try:
+        options.model_validate(values) if hasattr(options, "model_validate") else options(**values)
+    except ValidationError as err:
+        Console(stderr=True).print(f"[red]error:[/red] {describe(err, options)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
+
+
 # --- `mfmdp train policy` (policy engineer) ----------------------------------------------------------
 @app.command("policy")
 def policy(
@@ -47,6 +61,9 @@ def policy(
         if not sep:
             raise typer.BadParameter(f"--set {item!r} must look like KEY=VALUE")
         overrides[key.strip()] = yaml.safe_load(value)
+    from mfmdp.policy.options import PolicyTrainConfig
+
+    _check_options(PolicyTrainConfig, {**overrides, "lct": not no_lct})
     console = Console(stderr=True)
     if backend == "hf":
         from mfmdp.policy.hf_training import train_hf_from_data as train_fn
@@ -110,6 +127,9 @@ def train_transition(data, out, annotator, encoder, split, epochs, alpha, horizo
         if not sep:
             raise typer.BadParameter(f"--set {item!r} must look like KEY=VALUE")
         train_over[key.strip()] = yaml.safe_load(value)
+    from mfmdp.transition.options import TrainConfig
+
+    _check_options(TrainConfig, train_over)
     model_over = {"window": window, "d_model": d_model, "n_layers": layers, "n_heads": heads, "d_ff": d_ff}
     console = Console(stderr=True)
     try:

@@ -174,13 +174,14 @@ def apply_override(raw: dict, item: str) -> None:
         raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
 
 
-def describe(err: ValidationError) -> str:
-    """The first validation error as one line: the dotted key, what is wrong, and what is allowed."""
+def describe(err: ValidationError, model: type | None = None) -> str:
+    """The first validation error as one line: the dotted key, what is wrong, and what is allowed
+    (the keys of `model`, ExperimentConfig by default, at that place)."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
     key = ".".join(loc)
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        allowed = _keys_at(ExperimentConfig, loc[:-1])
+        allowed = _keys_at(model or ExperimentConfig, loc[:-1])
         text = f"{key}: unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     else:
         msg, got = first["msg"].removeprefix("Value error, "), first["input"]
