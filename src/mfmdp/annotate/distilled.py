@@ -122,14 +122,12 @@ def read_labelled_files(paths: Sequence[str | os.PathLike],
     for path, weight in zip(paths, weights):
         dropped = 0
         for it in read_labelled(path):
-            if weight != 1.0:
-                it = replace(it, weight=weight)
             key = (it.source, it.event, it.response_id)
             if key in seen:
                 dropped += 1
                 continue
             seen.add(key)
-            items.append(it)
+            items.append(replace(it, weight=weight) if weight != 1.0 else it)
         if dropped:
             log.warning("%s: %d responses already labelled in an earlier file were skipped", path, dropped)
     return items

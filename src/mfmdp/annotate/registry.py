@@ -32,15 +32,11 @@ def get_annotator(spec: str = "offline", cache_dir: str | None = None, **llm_opt
     if kind == "offline":
         from mfmdp.annotate.offline import OfflineAnnotator
 
-        if arg not in ("", "nosnownlp"):
-            raise ValueError(f"annotator spec {spec!r}: offline takes no option but 'nosnownlp'")
         annotator = OfflineAnnotator(use_snownlp=arg != "nosnownlp")
         annotator.fingerprint = f"{annotator.version}{'-nosnownlp' if arg else ''}"
         annotator.label_key = f"offline:{arg}" if arg else "offline"
         return annotator
     if kind == "distilled":
-        if not arg:
-            raise ValueError(f"annotator spec {spec!r}: say which model, e.g. distilled:models/annotator")
         try:
             from mfmdp.annotate.distilled import DistilledAnnotator
         except ImportError as err:
@@ -50,23 +46,20 @@ def get_annotator(spec: str = "offline", cache_dir: str | None = None, **llm_opt
         annotator.fingerprint = "distilled-" + _files_digest(directory)
         annotator.label_key = f"distilled:{directory.resolve()}"
         return annotator
-    if kind == "llm":
-        try:
-            from mfmdp.annotate.llm import LLMAnnotator
-        except ImportError as err:
-            raise RuntimeError(f"the LLM annotator needs its extra: pip install 'mfmdp[llm]' ({err})") from err
-        overrides = {**_parse_options(spec, arg), **llm_options}
-        if "backend" in overrides:
-            if cache_dir and "cache_dir" not in overrides:
-                overrides["cache_dir"] = cache_dir
-            annotator = LLMAnnotator.from_config(overrides)
-        else:
-            annotator = LLMAnnotator.from_env(cache_dir=cache_dir, **overrides)
-        # The LLM keeps its own persistent cache; the store key still separates models and prompts.
-        annotator.fingerprint = f"{annotator.name}-{getattr(annotator.prompt, 'id', '')}"
-        annotator.label_key = annotator.name  # llm:<backend model>: the spec's options do not change labels
-        return annotator
-    raise ValueError(f"unknown annotator spec {spec!r}; use {SPECS_HELP}")
+    # kind == "llm": check_annotator_spec accepts no other kind (its options and extra are checked too)
+    from mfmdp.annotate.llm import LLMAnnotator
+
+    overrides = {**_parse_options(spec, arg), **llm_options}
+    if "backend" in overrides:
+        if cache_dir and "cache_dir" not in overrides:
+            overrides["cache_dir"] = cache_dir
+        annotator = LLMAnnotator.from_config(overrides)
+    else:
+        annotator = LLMAnnotator.from_env(cache_dir=cache_dir, **overrides)
+    # The LLM keeps its own persistent cache; the store key still separates models and prompts.
+    annotator.fingerprint = f"{annotator.name}-{getattr(annotator.prompt, 'id', '')}"
+    annotator.label_key = annotator.name  # llm:<backend model>: the spec's options do not change labels
+    return annotator
 
 
 def fingerprint(annotator: Annotator) -> str:

@@ -70,7 +70,7 @@ def source_of(path: Path) -> str | None:
         raise DataFormatError(Path(path) / INDEX, f"unreadable cache index: {e}") from None
 
 
-def _within(path: Path, folder: Path) -> bool:
+def is_within(path: Path, folder: Path) -> bool:
     """Whether resolved `path` is `folder` or lies under it."""
     return path == folder or folder in path.parents
 
@@ -78,7 +78,7 @@ def _within(path: Path, folder: Path) -> bool:
 def names_itself(cache: Path, source: str | os.PathLike | None) -> bool:
     """Whether a cache's recorded source is the cache folder itself (or inside it): following it would
     loop forever. Older versions wrote such caches for `mfmdp data convert X X`."""
-    return source is not None and _within(Path(source).resolve(), Path(cache).resolve())
+    return source is not None and is_within(Path(source).resolve(), Path(cache).resolve())
 
 
 def original_source(path: str | os.PathLike) -> Path:
@@ -100,9 +100,9 @@ def check_cache_target(out: str | os.PathLike, source: str | os.PathLike | None 
         src = Path(source).resolve()
         if src == out:
             raise ValueError(f"{out}: is the source data itself; write the cache to another folder")
-        if _within(src, out):
+        if is_within(src, out):
             raise ValueError(f"{out}: contains the source {src}; write the cache to a folder outside it")
-        if src.is_dir() and _within(out, src):
+        if src.is_dir() and is_within(out, src):
             raise ValueError(f"{out}: lies inside the source folder {src}, where it would be read back as data; "
                              "write the cache to a folder outside it")
     if out.exists() and not (out.is_dir() and (is_cache(out) or not any(out.iterdir()))):

@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from mfmdp.annotate.schema import STATES, Labels
+from mfmdp.data.cache import is_within
 from mfmdp.data.records import Event, Signal
 from mfmdp.data.stepping import Steps, make_steps
 
@@ -49,18 +50,14 @@ SIGNAL_SLACK = timedelta(days=1)
 
 
 # --- never write into the source run ------------------------------------------------------------
-def _within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def refuse_run_overlap(run_root: Path, targets: Sequence[Path], what: str) -> None:
     """ValueError when a path we are about to write is a file or folder of the run (or holds the run)."""
     root = Path(run_root).resolve()
     owned = [root / name for name in RUN_OWNED]
     for target in targets:
         t = Path(target).resolve()
-        if _within(root, t) or any(_within(t, o) for o in owned):
-            where = "holds" if _within(root, t) else "is part of"
+        if is_within(root, t) or any(is_within(t, o) for o in owned):
+            where = "holds" if is_within(root, t) else "is part of"
             raise ValueError(f"{what} would write {target}, which {where} the source run {run_root}; a "
                              "scenario never modifies the run it reads: give another folder (a new subfolder "
                              "of the run, e.g. RUN_DIR/scenarios/NAME, is fine)")
