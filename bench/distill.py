@@ -39,7 +39,7 @@ def plain_baseline(silver, gold) -> dict:
     from threadpoolctl import threadpool_limits
 
     from mfmdp.annotate.distilled import _targets, score_predictions
-    from mfmdp.annotate.schema import TEXT_DIMENSIONS
+    from mfmdp.core.schema import TEXT_DIMENSIONS
 
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3))
     x = vec.fit_transform([it.text for it in silver])
@@ -57,7 +57,7 @@ def offline_scores(gold) -> dict | None:
     except ImportError:
         return None
     from mfmdp.annotate.distilled import score_predictions
-    from mfmdp.annotate.schema import TEXT_DIMENSIONS
+    from mfmdp.core.schema import TEXT_DIMENSIONS
 
     ann = OfflineAnnotator()
     pred = {d: np.zeros(len(gold), np.int64) for d in TEXT_DIMENSIONS}
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, DistilledAnnotator, _targets,
                                           cross_validate, read_labelled, read_labelled_files,
                                           score_predictions, train)
-    from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS
+    from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS
 
     ann_dir = args.data / "annotations"
     silver = read_labelled_files([ann_dir / f"{name}.jsonl" for name in args.train.split(",")])

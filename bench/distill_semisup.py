@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mfmdp.annotate.distilled import DistillConfig, _folds, _targets, read_labelled
     from mfmdp.annotate.features import FeatureExtractor, _idf, _tfidf, split_weibo
-    from mfmdp.annotate.schema import TEXT_DIMENSIONS
+    from mfmdp.core.schema import TEXT_DIMENSIONS
 
     dims = list(TEXT_DIMENSIONS) if args.dims == "all" else args.dims.split(",")
     silver = read_labelled(args.data / "annotations" / "silver_train.jsonl")

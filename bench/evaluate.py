@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, Labels
 from mfmdp.data.stepping import Steps
 from mfmdp.evaluate.oracle import oracle_labels
 from mfmdp.evaluate.protocol import evaluate_event

@@ -45,7 +45,7 @@ def say(msg: str) -> None:
 
 def contexts_for(items):
     """One single-agent StepContext per labelled response (no synopsis, uniform prior)."""
-    from mfmdp.annotate.schema import DIMENSIONS, STATES
+    from mfmdp.core.schema import DIMENSIONS, STATES
     from mfmdp.policy.base import StepContext
     from mfmdp.policy.hf import AgentExample
 

@@ -36,7 +36,7 @@ from mfmdp.policy.inputs import PolicyInputs  # noqa: E402
 from mfmdp.policy.lct import evaluate_policy  # noqa: E402
 from mfmdp.policy.pipeline import Corpus  # noqa: E402
 from mfmdp.policy.training import PolicyTrainConfig, train_neural_policy  # noqa: E402
-from mfmdp.transition.encoders import get_encoder  # noqa: E402
+from mfmdp.encoders import get_encoder  # noqa: E402
 from mfmdp.transition.features import event_features  # noqa: E402
 from mfmdp.transition.model import EventTransformer, TransitionConfig  # noqa: E402
 

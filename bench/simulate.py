@@ -51,7 +51,7 @@ def train_models(cfg, directory: Path, quick: bool) -> dict:
     from mfmdp.data.synthetic import generate_events
     from mfmdp.experiment import prepare, train_policy, train_transition
     from mfmdp.simulate.methods import get_method
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
 
     directory.mkdir(parents=True, exist_ok=True)
     events = generate_events(4 if quick else 8, (800, 1500) if quick else (1500, 3000), seed=1)
@@ -120,7 +120,7 @@ def load_trained_models(models_dir: str, quick: bool):
     from mfmdp.policy.neural import NeuralPolicy
     from mfmdp.simulate.methods import get_method
     from mfmdp.simulate.scenario import TrainedRun
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
     from mfmdp.transition.model import EventTransformer
 
     cfg = bench_config(quick)

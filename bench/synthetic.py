@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.records import BARE_REPOST_TEXT
 from mfmdp.data.synthetic import SCENARIOS, generate_event, write_synthetic
 from mfmdp.meanfield.histogram import net_polarity
 
@@ -52,7 +52,7 @@ def profile(ev) -> dict:
 
 def annotator_agreement(spec: str, seed: int = 3) -> dict:
     from mfmdp.annotate.registry import get_annotator
-    from mfmdp.annotate.schema import DIMENSIONS
+    from mfmdp.core.schema import DIMENSIONS
     from mfmdp.data.synthetic import generate_events
 
     ann = get_annotator(spec)

@@ -45,7 +45,7 @@ def prepare(args):
     from mfmdp.annotate.registry import get_annotator
     from mfmdp.annotate.store import LabelStore, annotate_events
     from mfmdp.data.split import make_split
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
     from mfmdp.transition.pipeline import build_features
 
     t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def _time_rollouts(ckpt: str, sizes: list[int], seed: int, queue) -> None:
     """Child process: step synthetic events of the given sizes through a fresh session each."""
     from mfmdp.data.stepping import make_steps, verified_institution_rule
     from mfmdp.data.synthetic import generate_event
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
     from mfmdp.transition.features import event_features, initial_inputs
     from mfmdp.transition.model import EventTransformer
 

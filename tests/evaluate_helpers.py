@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mfmdp.annotate.schema import DIMENSIONS
+from mfmdp.core.schema import DIMENSIONS
 
 WARMUP = 160
 STEP = 16

@@ -10,19 +10,10 @@ import numpy as np
 import pytest
 
 from mfmdp.annotate.base import Annotator
-from mfmdp.annotate.distilled import (
-    DistillConfig,
-    DistilledAnnotator,
-    cross_validate,
-    distill,
-    out_of_fold_logits,
-    read_labelled,
-    read_labelled_files,
-    score_predictions,
-    train,
-)
+from mfmdp.annotate.distilled import (DistillConfig, DistilledAnnotator, cross_validate, distill, out_of_fold_logits,
+                                      read_labelled, read_labelled_files, score_predictions, train)
 from mfmdp.annotate.features import FeatureConfig, FeatureExtractor, split_weibo
-from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS, label_index
+from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS, label_index
 
 # Label bundles with texts whose cues make them easy: (texts, labels on the 7 text dimensions).
 BUNDLES = [

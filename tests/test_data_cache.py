@@ -14,7 +14,7 @@ from mfmdp.data.cache import CachedEvent, LazyResponses, is_cache, profile_featu
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.generic import load_generic, write_events
 from mfmdp.data.loading import LoadReport
-from mfmdp.data.records import ResponseTable, profile_features
+from mfmdp.core.records import ResponseTable, profile_features
 from test_data_generic import _event
 
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from mfmdp.annotate.schema import Labels, label_index
+from mfmdp.core.schema import Labels, label_index
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.generic import load_generic, looks_generic, write_events
-from mfmdp.data.records import BARE_REPOST_TEXT, Event, Profile, Response, Signal, SourcePost
+from mfmdp.core.records import BARE_REPOST_TEXT, Event, Profile, Response, Signal, SourcePost
 
 
 def _event(eid="e1", n=5) -> Event:

@@ -12,7 +12,7 @@ from data_fixtures import checked_event, dump, weibo_event, write_ced, write_cov
 from mfmdp.data import load
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loading import LoadReport
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.records import BARE_REPOST_TEXT
 
 
 def utc(*args) -> datetime:

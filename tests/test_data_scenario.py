@@ -8,7 +8,7 @@ import pytest
 
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
-from mfmdp.data.records import Event, Response, SourcePost
+from mfmdp.core.records import Event, Response, SourcePost
 from mfmdp.data.scenario import load_scenario, write_scenario
 from mfmdp.data.stepping import make_steps
 

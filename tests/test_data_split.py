@@ -8,7 +8,7 @@ import pytest
 
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
-from mfmdp.data.records import Event, Response, SourcePost
+from mfmdp.core.records import Event, Response, SourcePost
 from mfmdp.data.split import SPLITS, char_ngrams, load_split, make_split, near_duplicate_groups, save_split
 
 TEMPLATE = "【#新疆新增本土病例{}例#，#新疆现有确诊病例{}例#】新疆维吾尔自治区卫生健康委员会通报最新疫情情况"

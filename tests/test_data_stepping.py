@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mfmdp.data.assemble import assemble_event
 from mfmdp.data.dates import from_unix
-from mfmdp.data.records import Profile, Response, Signal, SourcePost
+from mfmdp.core.records import Profile, Response, Signal, SourcePost
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 
 T0 = 1_580_000_000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, Labels
 from mfmdp.data.stepping import Steps
 from mfmdp.evaluate.oracle import oracle_labels
 from mfmdp.evaluate.protocol import ROW_KEYS, evaluate_event

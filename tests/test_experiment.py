@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from experiment_helpers import TINY_METHODS, copy_models, tiny_config, trained_tiny_run
-from mfmdp.annotate.schema import DIMENSIONS
+from mfmdp.core.schema import DIMENSIONS
 from mfmdp.experiment import PreparedEvent, make_replay_for, prepare, simulate_method
 from mfmdp.simulate.methods import ALL_METHODS, get_method
 from mfmdp.simulate.rundir import RunDir

@@ -11,7 +11,7 @@ from fake_openai_server import FakeOpenAIServer
 from llm_helpers import good_answer, good_answer_from_request, prompt_items, rule_labels
 from mfmdp.annotate.base import Annotator
 from mfmdp.annotate.llm import LLMAnnotator, LLMAnnotatorConfig, parse_answer
-from mfmdp.annotate.schema import DIMENSIONS, label_index
+from mfmdp.core.schema import DIMENSIONS, label_index
 from mfmdp.llm import CallLimitModel, FakeChatModel, RetryingModel
 from mfmdp.llm.openai_http import OpenAIChatModel
 

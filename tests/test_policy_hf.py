@@ -198,8 +198,8 @@ class _StubTransition:
 def _event(n=48, seed=0):
     from datetime import datetime, timedelta, timezone
 
-    from mfmdp.annotate.schema import Labels
-    from mfmdp.data.records import Event, Response, SourcePost
+    from mfmdp.core.schema import Labels
+    from mfmdp.core.records import Event, Response, SourcePost
 
     rng = np.random.default_rng(seed)
     t0 = datetime(2020, 2, 1, tzinfo=timezone.utc)
@@ -215,7 +215,7 @@ def _event(n=48, seed=0):
 def test_lct_training_sends_the_rollout_cost_into_lora(model_dir):
     from mfmdp.data.stepping import make_steps
     from mfmdp.policy.hf_training import HFTrainConfig, evaluate_hf_policy, prepare_hf_event, train_hf_policy
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
 
     ev, labels = _event()
     steps = make_steps(ev, size=8)

@@ -12,7 +12,7 @@ from mfmdp.data.synthetic import generate_events
 from mfmdp.policy.inputs import METHOD_INPUTS
 from mfmdp.policy.neural import NeuralPolicy
 from mfmdp.policy.training import train_neural_policy
-from mfmdp.transition.encoders import get_encoder
+from mfmdp.encoders import get_encoder
 from mfmdp.transition.features import signal_dim
 from mfmdp.transition.model import EventTransformer, TransitionConfig
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mfmdp.annotate.schema import Labels
+from mfmdp.core.schema import Labels
 from mfmdp.policy.base import Policy, StepContext
 from mfmdp.policy.inputs import METHOD_INPUTS, PolicyInputs, inputs_for
 from mfmdp.policy.network import NeuralPolicyConfig, agent_features

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfmdp.annotate.schema import Labels
+from mfmdp.core.schema import Labels
 from mfmdp.policy.retrieval import RetrievalPool
 
 

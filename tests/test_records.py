@@ -3,8 +3,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
-from mfmdp.data.records import PROFILE_FEATURES, Profile, Response, ResponseTable, profile_features
+from mfmdp.core.schema import DIMENSIONS, Labels, label_index
+from mfmdp.core.records import PROFILE_FEATURES, Profile, Response, ResponseTable, profile_features
 
 
 def test_response_table_is_columnar():

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from mfmdp.annotate.schema import DIMENSIONS, STATES, Labels
-from mfmdp.data.records import Event, Profile, Response, SourcePost
+from mfmdp.core.schema import DIMENSIONS, STATES, Labels
+from mfmdp.core.records import Event, Profile, Response, SourcePost
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.policy.base import Actions, Proposal
 from mfmdp.simulate import floors

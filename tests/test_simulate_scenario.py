@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from experiment_helpers import trained_tiny_run
-from mfmdp.annotate.schema import Labels
-from mfmdp.data.records import Signal
+from mfmdp.core.schema import Labels
+from mfmdp.core.records import Signal
 from mfmdp.data.scenario import write_scenario
 from mfmdp.data.stepping import make_steps
 from mfmdp.data.synthetic import generate_event, write_synthetic

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfmdp.annotate.schema import DIMENSIONS, label_index
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.schema import DIMENSIONS, label_index
+from mfmdp.core.records import BARE_REPOST_TEXT
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.data.synthetic import SCENARIOS, generate_event, generate_events, scenario, write_synthetic
 from mfmdp.data.synthetic_dynamics import arrivals, choose_parents, evolve_states

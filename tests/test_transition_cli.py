@@ -29,7 +29,7 @@ def test_train_transition_cli_truth_labels(tmp_path):
     assert model.cfg.d_model == 16 and model.cfg.encoder == "hash:16" and model.cfg.synopsis_dim == 16
     # the checkpoint steps through a schedule built the same way
     from mfmdp.data.stepping import make_steps
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
     from mfmdp.transition.features import event_features
 
     ev = events[0]

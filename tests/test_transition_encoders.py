@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mfmdp.transition.encoders import CachedEncoder, HashEncoder, get_encoder
+from mfmdp.encoders import CachedEncoder, HashEncoder, get_encoder
 
 TEXTS = ["武汉加油，我们一定会赢", "谣言！假的", "转发微博", "", "hello world", "武汉加油"]
 
@@ -27,7 +27,7 @@ def test_hash_encoder_shape_norm_and_determinism():
 
 def test_hash_encoder_same_in_another_process():
     """No salted Python hash(): a second interpreter gives bit-identical rows."""
-    code = ("import numpy as np, sys; from mfmdp.transition.encoders import get_encoder;"
+    code = ("import numpy as np, sys; from mfmdp.encoders import get_encoder;"
             "sys.stdout.write(get_encoder('hash').encode(['谣言！假的']).tobytes().hex())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     here = get_encoder("hash").encode(["谣言！假的"]).tobytes().hex()

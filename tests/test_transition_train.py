@@ -9,7 +9,7 @@ import torch
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.data.synthetic import generate_event
 from mfmdp.meanfield.histogram import normalise, step_counts
-from mfmdp.transition.encoders import get_encoder
+from mfmdp.encoders import get_encoder
 from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, event_features, signal_dim
 from mfmdp.transition.train import TrainConfig, evaluate, make_batch, train
 from tests.transition_helpers import tiny_config, toy_features

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
-from mfmdp.data.records import Event
+from mfmdp.core.schema import DIMENSIONS, Labels
+from mfmdp.core.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
 from mfmdp.simulate.config import ConfigError, ExperimentConfig
 from mfmdp.simulate.methods import MethodSpec, get_method
-from mfmdp.simulate.rundir import (RunDir, atomic_write_bytes, atomic_write_json, atomic_write_parquet, labels_frame,
-                                   tree_hash, write_manifest)
+from mfmdp.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_parquet
+from mfmdp.simulate.rundir import RunDir, labels_frame, tree_hash, write_manifest
 from mfmdp.simulate.stages import (EVERYTHING, TRANSITION_DEPENDS_ON, check_marker, drift, policy_depends_on,
                                    stage_record)
 
@@ -455,7 +455,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     from mfmdp.evaluate.report import write_report
     from mfmdp.simulate import floors
     from mfmdp.simulate.scenario import signal_coverage
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
 
     stage_seconds: dict[str, float] = {}
     stage_peak_mb: dict[str, float] = {}

@@ -6,7 +6,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from mfmdp.annotate.schema import Labels
+from mfmdp.core.schema import Labels
 
 
 @runtime_checkable

@@ -37,8 +37,9 @@ from threadpoolctl import threadpool_limits
 
 from mfmdp.annotate.features import FeatureConfig, FeatureExtractor, split_weibo
 from mfmdp.annotate.score import expected_calibration_error
+from mfmdp.core.atomic import atomic_path
+from mfmdp.core.schema import CONFIDENCES, DIMENSIONS, TEXT_DIMENSIONS, Labels, label_index
 from mfmdp.data.jsonl import iter_jsonl
-from mfmdp.annotate.schema import CONFIDENCES, DIMENSIONS, TEXT_DIMENSIONS, Labels, label_index
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +259,8 @@ class E5Embedder:
         return np.stack([self._mem[k] for k in keys])
 
     def _save(self) -> None:
-        self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array(list(self._mem)), vectors=np.stack(list(self._mem.values())))
-        os.replace(tmp, self._cache_file)
+        with atomic_path(self._cache_file) as tmp, open(tmp, "wb") as f:
+            np.savez(f, keys=np.array(list(self._mem)), vectors=np.stack(list(self._mem.values())))
 
 
 def _sha1(text: str) -> str:
@@ -670,10 +669,8 @@ def _offline_version() -> str:
 
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.chmod(tmp, 0o644)  # safetensors creates 0600 files; a model directory is meant to be shared
-    os.replace(tmp, path)
+    with atomic_path(path, mode=0o644) as tmp:  # safetensors creates 0600 files; a model directory is shared
+        write(tmp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.records import BARE_REPOST_TEXT
 
 # Texts the platform (or a client) writes for a repost with nothing added.
 BARE_REPOST_TEXTS = frozenset({"", BARE_REPOST_TEXT, "轉發微博", "repost", "转发", "快转微博", "轉發"})
@@ -362,7 +362,7 @@ def _offline():
 
 def _offline_block_width() -> int:
     from mfmdp.annotate.lexicons import FAMILIES
-    from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS
+    from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS
 
     return sum(len(DIMENSIONS[d]) for d in TEXT_DIMENSIONS) + 1 + len(FAMILIES)
 
@@ -370,7 +370,7 @@ def _offline_block_width() -> int:
 def offline_features(texts: Sequence[str], topics: Sequence[str] | str) -> np.ndarray:
     """One-hot labels of the rule-based offline annotator, its confidence, and its lexicon scores."""
     from mfmdp.annotate.lexicons import normalise
-    from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS
+    from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS
 
     ann = _offline()
     n = len(texts)

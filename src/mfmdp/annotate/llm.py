@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS, Labels
 from mfmdp.llm.base import Completion, bounded_map, user
 from mfmdp.llm.cache import SqliteCache, cache_key
 from mfmdp.llm.errors import CallLimitExceeded, LLMError

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from mfmdp.annotate.lexicons import Lexicon, load_lexicons
-from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
+from mfmdp.core.schema import DIMENSIONS, Labels, label_index
 from mfmdp.annotate.weibo import ParsedText, parse
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import numpy as np
 
 from mfmdp.annotate.base import Annotator
 from mfmdp.data.jsonl import iter_jsonl
-from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
+from mfmdp.core.schema import DIMENSIONS, Labels, label_index
 
 
 @dataclass

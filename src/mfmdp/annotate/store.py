@@ -24,7 +24,8 @@ import numpy as np
 
 from mfmdp.annotate.base import Annotator
 from mfmdp.annotate.registry import fingerprint
-from mfmdp.annotate.schema import DIMENSIONS, TEXT_DIMENSIONS, Labels
+from mfmdp.core.atomic import atomic_path
+from mfmdp.core.schema import DIMENSIONS, TEXT_DIMENSIONS, Labels
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,8 @@ class LabelStore:
         for d in TEXT_DIMENSIONS:
             cols[d] = pa.array(self.codes[d], type=pa.int8())
         cols["confidence"] = pa.array(self.confidence, type=pa.float32())
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        pq.write_table(pa.table(cols), tmp, compression="zstd")
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            pq.write_table(pa.table(cols), tmp, compression="zstd")
         return self.path
 
 
@@ -228,7 +228,13 @@ def annotate_events(
         texts.extend("" if x is None else str(x) for x in t.texts)
         topics.extend([e.topic.text or ""] * len(t))
         bounds.append(len(texts))
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("[bold]annotating[/] {task.description}"),
@@ -287,10 +293,8 @@ def write_labels(
     meta = {"annotator": annotator.name, "fingerprint": fingerprint(annotator), "dimensions": {d: list(v) for d, v in DIMENSIONS.items()}}
     table = pa.table(cols).replace_schema_metadata({"mfmdp.labels": json.dumps(meta, ensure_ascii=False)})
     path = labels_path(cache_dir, annotator)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
     return path
 
 

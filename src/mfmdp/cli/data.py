@@ -47,7 +47,7 @@ def event_stats(event, step_size: int) -> dict:
     """The per-event row of `data stats` (the JSON keys are a stable interface)."""
     import numpy as np
 
-    from mfmdp.data.records import BARE_REPOST_TEXT
+    from mfmdp.core.records import BARE_REPOST_TEXT
 
     tab = event.table
     shares = int(np.count_nonzero(tab.behavior == 0))

@@ -1,28 +1,15 @@
-"""Event data: typed records, loaders for every supported source, stepping, caches and splits.
+"""Event data: loaders for every supported source, stepping, caches and splits.
 
-`mfmdp.data.load(path)` auto-detects the format of a file or folder (see mfmdp.data.loading).
-Exports are resolved lazily: mfmdp.annotate.schema imports mfmdp.data.records, and the loaders
-import the schema back, so importing them eagerly here would be circular.
+`mfmdp.data.load(path)` auto-detects the format of a file or folder (see mfmdp.data.loading). The
+records themselves (Event, Response, Profile, Signal) live in mfmdp.core.records.
 """
 
 from __future__ import annotations
 
+from mfmdp.data.errors import DataFormatError
+from mfmdp.data.generic import load_generic, write_events
+from mfmdp.data.loading import LoadReport, load
+from mfmdp.data.scenario import load_scenario
+from mfmdp.data.split import load_split
+
 __all__ = ["DataFormatError", "LoadReport", "load", "load_generic", "write_events", "load_split", "load_scenario"]
-
-_EXPORTS = {
-    "DataFormatError": "mfmdp.data.errors",
-    "LoadReport": "mfmdp.data.loading",
-    "load": "mfmdp.data.loading",
-    "load_generic": "mfmdp.data.generic",
-    "write_events": "mfmdp.data.generic",
-    "load_split": "mfmdp.data.split",
-    "load_scenario": "mfmdp.data.scenario",
-}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'mfmdp.data' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from mfmdp.data.dates import ImplausibleTime, parse_time
 from mfmdp.data.errors import DataFormatError
-from mfmdp.data.records import BARE_REPOST_TEXT, Event, Profile, Response, Signal, SourcePost
+from mfmdp.core.records import BARE_REPOST_TEXT, Event, Profile, Response, Signal, SourcePost
 
 log = logging.getLogger(__name__)
 

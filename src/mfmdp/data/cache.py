@@ -25,20 +25,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, Labels
 from mfmdp.data.assemble import PROFILE_FIELDS
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
-from mfmdp.data.records import (
-    BEHAVIORS,
-    PROFILE_FEATURES,
-    Event,
-    Profile,
-    Response,
-    ResponseTable,
-    Signal,
-    SourcePost,
-)
+from mfmdp.core.records import BEHAVIORS, PROFILE_FEATURES, Event, Profile, Response, ResponseTable, Signal, SourcePost
 
 log = logging.getLogger(__name__)
 

@@ -24,20 +24,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
-from mfmdp.data.assemble import (
-    PROFILE_FIELDS,
-    as_int,
-    as_str,
-    assemble_event,
-    normalise_text,
-    profile_from_fields,
-    time_or_skip,
-)
+from mfmdp.core.atomic import atomic_path
+from mfmdp.core.records import BEHAVIORS, Event, Response, Signal, SourcePost
+from mfmdp.core.schema import DIMENSIONS, Labels, label_index
+from mfmdp.data.assemble import (PROFILE_FIELDS, as_int, as_str, assemble_event, normalise_text, profile_from_fields,
+                                 time_or_skip)
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.jsonl import iter_jsonl
-from mfmdp.data.records import BEHAVIORS, Event, Response, Signal, SourcePost
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +111,13 @@ def _flatten(rec: dict) -> dict:
 def write_events(events: Iterable[Event], path: str | os.PathLike) -> Path:
     """Write events in the generic format; `.csv` gives CSV, anything else JSONL. Atomic (temp + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix.lower() == ".csv":
+    with atomic_path(path) as tmp:
+        _write_records(events, path.suffix.lower() == ".csv", tmp)
+    return path
+
+
+def _write_records(events: Iterable[Event], as_csv: bool, tmp: Path) -> None:
+    if as_csv:
         rows = [_flatten(rec) for ev in events for rec in event_records(ev)]
         extra = sorted({k for row in rows for k in row} - set(CSV_COLUMNS))
         with open(tmp, "w", encoding="utf-8", newline="") as f:
@@ -133,8 +131,6 @@ def write_events(events: Iterable[Event], path: str | os.PathLike) -> Path:
                 for rec in event_records(ev):
                     f.write(json.dumps(rec, ensure_ascii=False))
                     f.write("\n")
-    os.replace(tmp, path)
-    return path
 
 
 # ----------------------------------------------------------------------------------------- reading

@@ -22,7 +22,7 @@ from mfmdp.data import generic
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders import ced, checked, covid19, weibo
 from mfmdp.data.loaders.common import read_json
-from mfmdp.data.records import Event
+from mfmdp.core.records import Event
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.jsonl import iter_jsonl
-from mfmdp.data.records import Signal
+from mfmdp.core.records import Signal
 
 FIELDS = ("time", "source", "text")
 

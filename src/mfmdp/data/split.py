@@ -20,8 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from mfmdp.core.atomic import atomic_write_json
+from mfmdp.core.records import Event
 from mfmdp.data.errors import DataFormatError
-from mfmdp.data.records import Event
 
 SPLITS = ("train", "validation", "test")
 
@@ -157,12 +158,8 @@ def make_split(events: Sequence[Event], seed: int = 0, fractions: Sequence[float
 
 def save_split(split: Split, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     doc = split.to_json() | {"created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
+    atomic_write_json(path, doc, indent=1)
     return path
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from mfmdp.data.records import Event, Profile, Signal
+from mfmdp.core.records import Event, Profile, Signal
 
 SignalRule = Callable[[Profile | None], bool]
 

@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from mfmdp.data.records import Event, Profile, Response, Signal, SourcePost
+from mfmdp.core.records import Event, Profile, Response, Signal, SourcePost
 from mfmdp.data.synthetic_dynamics import SignalPush, arrivals, choose_parents, evolve_states
 from mfmdp.data.synthetic_labels import COUNTER_SIGNAL_LABELS, NEWS_LABELS, draw_labels, set_fixed
 from mfmdp.data.synthetic_population import assign_users, make_population

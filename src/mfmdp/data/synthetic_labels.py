@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels, label_index
+from mfmdp.core.schema import DIMENSIONS, Labels, label_index
 
 def state_codes(states: np.ndarray) -> np.ndarray:
     """Latent state (+1, 0, -1) -> code in DIMENSIONS["state"] = (positive, neutral, negative)."""

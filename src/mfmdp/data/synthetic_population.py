@@ -12,15 +12,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from mfmdp.data.records import Profile
-from mfmdp.data.synthetic_texts import (
-    DESCRIPTIONS,
-    INSTITUTION_SUFFIXES,
-    MEDIA,
-    PROVINCES,
-    VERIFIED_REASONS,
-    nicknames,
-)
+from mfmdp.core.records import Profile
+from mfmdp.data.synthetic_texts import DESCRIPTIONS, INSTITUTION_SUFFIXES, MEDIA, PROVINCES, VERIFIED_REASONS, nicknames
 
 _EPOCH_2009 = datetime(2009, 8, 14, tzinfo=timezone.utc).timestamp()
 _EPOCH_2020 = datetime(2020, 1, 1, tzinfo=timezone.utc).timestamp()

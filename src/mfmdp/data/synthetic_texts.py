@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.schema import DIMENSIONS
+from mfmdp.core.records import BARE_REPOST_TEXT
 
 PLACES = ("江城", "临海", "云州", "青川", "南屏", "北塘", "西港", "东阳", "安平", "清河", "长宁", "白沙")
 PROVINCES = ("北京", "上海", "广东 广州", "湖北 武汉", "浙江 杭州", "四川 成都", "江苏 南京", "山东 济南",

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from dtaidistance import dtw, dtw_ndim
 
-from mfmdp.annotate.schema import DIMENSIONS
+from mfmdp.core.schema import DIMENSIONS
 
 # Ordinal positions for Wasserstein-1 on the state: negative < neutral < positive, unit spacing.
 # (STATES is ordered positive, neutral, negative, so the position of code c is 2 - c.)

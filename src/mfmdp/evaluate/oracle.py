@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, Labels
 from mfmdp.evaluate.windows import scored_mask, window_ids
 
 

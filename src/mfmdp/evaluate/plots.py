@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mfmdp.annotate.schema import DIMENSIONS, STATES
+from mfmdp.core.schema import DIMENSIONS, STATES
 
 STATE_COLOURS = {"positive": "#2a9d8f", "neutral": "#8d99ae", "negative": "#e63946"}
 # tried first (by family name); any other installed font with CJK glyphs is the fallback

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, Labels
 from mfmdp.data.stepping import Steps
 from mfmdp.evaluate import metrics as M
 from mfmdp.evaluate.reversal import DEFAULT_THRESHOLDS, ReversalThresholds, critical_magnitude, polarity_series

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mfmdp.annotate.schema import DIMENSIONS
+from mfmdp.core.atomic import atomic_write_csv
+from mfmdp.core.schema import DIMENSIONS
 from mfmdp.evaluate import plots
 from mfmdp.evaluate.protocol import SETTINGS
 from mfmdp.evaluate.reversal import ReversalThresholds
-from mfmdp.evaluate.runs import RunEvaluation, evaluate_run, write_csv_atomic
+from mfmdp.evaluate.runs import RunEvaluation, evaluate_run
 from mfmdp.evaluate.tables import (ALL_DIMENSIONS, PRIMARY, SECONDARY, TABLE1_METHODS, TABLE2_METHODS,
                                    comparisons, display_names, horizon_sizes, markdown, ordered_methods,
                                    summarise, wide_table)
@@ -132,7 +133,7 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
     run_dir = Path(run_dir)
     ev = evaluate_run(run_dir, thresholds=thresholds, window=window, show_progress=show_progress)
     metrics = ev.metrics
-    write_csv_atomic(metrics, run_dir / "metrics.csv")
+    atomic_write_csv(run_dir / "metrics.csv", metrics)
     names = display_names(ev.manifest)
     present = sorted(metrics["method"].unique())
     t1_methods = _ordered(present, TABLE1_METHODS, include_unknown=True)

@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mfmdp.annotate.schema import label_index
+from mfmdp.core.schema import label_index
 from mfmdp.evaluate.windows import group_counts, smooth, window_ids
 
 POSITIVE = label_index("state", "positive")

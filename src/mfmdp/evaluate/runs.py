@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,13 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, Labels
 from mfmdp.data.stepping import Steps
 from mfmdp.evaluate import metrics as M
 from mfmdp.evaluate.oracle import oracle_labels
 from mfmdp.evaluate.protocol import METRICS, SETTINGS, evaluate_event, horizons
-from mfmdp.evaluate.reversal import (DEFAULT_THRESHOLDS, ReversalThresholds, compare_reversals,
-                                     fit_reversal_thresholds, null_false_positive_rate, polarity_series)
+from mfmdp.evaluate.reversal import (DEFAULT_THRESHOLDS, ReversalThresholds, compare_reversals, fit_reversal_thresholds,
+                                     null_false_positive_rate, polarity_series)
 from mfmdp.evaluate.windows import group_counts, steps_from_column, window_ids
 
 log = logging.getLogger(__name__)
@@ -215,9 +214,3 @@ def fit_thresholds_from_run(train_run_dir: str | Path, window: int = 128, seed: 
         (hz,) = horizons(ev.real.n, ev.steps, ev.warmup_slots, ("long",), window=window)
         codes.append(ev.real.codes["state"][hz.slots])
     return fit_reversal_thresholds(codes, window, seed=seed, source=f"real events of {Path(train_run_dir).name}")
-
-
-def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.records import BARE_REPOST_TEXT
 from mfmdp.llm.base import user
 from mfmdp.llm.cache import SqliteCache, cache_key
 from mfmdp.llm.prompts import load_prompt

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.data.records import BARE_REPOST_TEXT
+from mfmdp.core.records import BARE_REPOST_TEXT
 
 
 def _check_decay(decay: float) -> float:

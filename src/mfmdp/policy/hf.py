@@ -28,7 +28,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from mfmdp.annotate.schema import STATES
+from mfmdp.core.atomic import atomic_write_json
+from mfmdp.core.schema import STATES
 from mfmdp.llm.errors import require
 from mfmdp.policy.base import Actions, Proposal, StepContext
 from mfmdp.policy.inputs import PolicyInputs
@@ -38,7 +39,11 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "hf_policy.json"
 _EPS = 1e-12
 
-from pydantic import BaseModel, ConfigDict, Field  # torch/transformers/peft are imported lazily
+from pydantic import (  # torch/transformers/peft are imported lazily
+    BaseModel,
+    ConfigDict,
+    Field,
+)
 
 
 class HFPolicyConfig(BaseModel):
@@ -133,9 +138,7 @@ class HFPolicy:
         self.model.save_pretrained(str(out))  # adapter_model.safetensors + adapter_config.json
         meta = {"config": self.config.model_dump(mode="json"), "prompt": self.prompter.id,
                 "states": list(STATES)}
-        tmp = out / (CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-        tmp.replace(out / CONFIG_FILE)
+        atomic_write_json(out / CONFIG_FILE, meta)
         return out
 
     @classmethod

@@ -205,7 +205,7 @@ def train_hf_from_data(data: str, transition_dir: str | None, out: str, method: 
     from mfmdp.policy.hf import HFPolicy, HFPolicyConfig
     from mfmdp.policy.inputs import inputs_for
     from mfmdp.policy.pipeline import build_corpus, select_events
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
 
     overrides = dict(overrides or {})
     hf_keys = set(HFPolicyConfig.model_fields) - {"inputs"}

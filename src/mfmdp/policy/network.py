@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from mfmdp.annotate.schema import STATES
-from mfmdp.data.records import BEHAVIORS, PROFILE_FEATURES
+from mfmdp.core.schema import STATES
+from mfmdp.core.records import BEHAVIORS, PROFILE_FEATURES
 from mfmdp.policy.inputs import PolicyInputs
 from mfmdp.transition.features import signal_pulse_dim
 

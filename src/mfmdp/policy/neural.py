@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from mfmdp.annotate.schema import Labels
+from mfmdp.core.atomic import atomic_write_json
+from mfmdp.core.schema import Labels
 from mfmdp.policy.base import Actions, Proposal, StepContext
 from mfmdp.policy.network import NeuralPolicyConfig, PolicyNet, action_nll, agent_features, log_prior_of
 from mfmdp.policy.retrieval import RetrievalPool
@@ -146,9 +147,7 @@ class NeuralPolicy:
             "encoder": getattr(self.encoder, "name", None),
             "training": self.training,
         }
-        tmp = d / (CONFIG + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(d / CONFIG)
+        atomic_write_json(d / CONFIG, meta)
         if self.pool is not None:
             self.pool.save(d / POOL_DIR)
         return d

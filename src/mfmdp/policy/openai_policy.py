@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mfmdp.annotate.schema import STATES
+from mfmdp.core.schema import STATES
 from mfmdp.llm.base import Completion, bounded_map, user
 from mfmdp.policy.base import Actions, Proposal, StepContext
 from mfmdp.policy.inputs import PolicyInputs

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mfmdp.annotate.schema import Labels
+from mfmdp.core.schema import Labels
 from mfmdp.annotate.store import event_labels
-from mfmdp.data.records import Event
+from mfmdp.core.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
 from mfmdp.policy.inputs import PolicyInputs
 
@@ -78,7 +78,7 @@ def train_from_data(
     from mfmdp.policy.lct import evaluate_policy
     from mfmdp.policy.dataset import add_forecasts, prepare_event
     from mfmdp.policy.training import PolicyTrainConfig, train_neural_policy
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
 
     t0 = time.perf_counter()
     inputs: PolicyInputs = inputs_for(method)

@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from mfmdp.annotate.schema import DIMENSIONS, STATES
-from mfmdp.data.records import PROFILE_FEATURES
+from mfmdp.core.schema import DIMENSIONS, STATES
+from mfmdp.core.records import PROFILE_FEATURES
 from mfmdp.llm.prompts import PromptTemplate, load_prompt
 from mfmdp.policy.base import StepContext
 from mfmdp.policy.inputs import PolicyInputs

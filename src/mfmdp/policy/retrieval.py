@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from mfmdp.annotate.schema import DIMENSIONS, STATES, Labels
-from mfmdp.data.records import BEHAVIORS
+from mfmdp.core.atomic import atomic_write_json
+from mfmdp.core.records import BEHAVIORS
+from mfmdp.core.schema import DIMENSIONS, STATES, Labels
 
 log = logging.getLogger(__name__)
 _BLAS = None
@@ -192,9 +193,7 @@ class RetrievalPool:
             arrays[f"label.{dim}"] = self.labels.codes[dim].astype(np.int8)
         save_file(arrays, str(d / POOL_ARRAYS))
         meta = {"encoder": self.encoder, "meta": self.meta, "texts": self.texts}
-        tmp = d / (POOL_META + ".tmp")
-        tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(d / POOL_META)
+        atomic_write_json(d / POOL_META, meta, indent=None)
 
     @classmethod
     def load(cls, directory: str | Path) -> "RetrievalPool":

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.annotate.schema import Labels
-from mfmdp.data.records import Event
+from mfmdp.core.schema import Labels
+from mfmdp.core.records import Event
 from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
 from mfmdp.policy.dataset import PolicyEvent, prepare_event
 from mfmdp.policy.inputs import PolicyInputs

@@ -121,7 +121,7 @@ class ExperimentConfig(_Strict):
     @field_validator("encoder")
     @classmethod
     def _encoder_spec(cls, v: str) -> str:
-        from mfmdp.transition.encoders import check_encoder_spec
+        from mfmdp.encoders import check_encoder_spec
 
         check_encoder_spec(v)
         return v

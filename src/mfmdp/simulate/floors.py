@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from mfmdp.annotate.schema import DIMENSIONS, STATES, Labels
+from mfmdp.core.schema import DIMENSIONS, STATES, Labels
 from mfmdp.simulate.replay import Replay
 
 WINDOW = 128

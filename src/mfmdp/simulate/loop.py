@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from mfmdp.annotate.base import Annotator
-from mfmdp.annotate.schema import DIMENSIONS, STATES, TEXT_DIMENSIONS, Labels
+from mfmdp.core.schema import DIMENSIONS, STATES, TEXT_DIMENSIONS, Labels
 from mfmdp.meanfield.histogram import normalise, step_counts
 from mfmdp.meanfield.synopsis import EmbeddingSynopsis
 from mfmdp.policy.base import Policy, StepContext

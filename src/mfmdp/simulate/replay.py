@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mfmdp.annotate.schema import Labels
-from mfmdp.data.records import Event
+from mfmdp.core.schema import Labels
+from mfmdp.core.records import Event
 from mfmdp.data.stepping import Steps
 from mfmdp.transition.api import Schedule
 

@@ -15,8 +15,6 @@ run leaves no torn files.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import platform
 import re
 import sys
@@ -26,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mfmdp.annotate.schema import DIMENSIONS, Labels
+from mfmdp.core.atomic import atomic_write_json, atomic_write_parquet
+from mfmdp.core.schema import DIMENSIONS, Labels
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")  # starts alphanumeric: no '.', '..', hidden
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
@@ -46,24 +45,6 @@ def event_slug(event_id: str) -> str:
     readable = _UNSAFE_RUN.sub("_", event_id).strip("._-")[:40] or "event"
     digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:SLUG_HASH_CHARS]
     return f"{readable}-{digest}"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
-
-
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def labels_frame(labels: Labels, steps_of: np.ndarray, is_signal: np.ndarray, warmup_slots: int) -> pd.DataFrame:

@@ -32,9 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.annotate.schema import STATES, Labels
+from mfmdp.core.schema import STATES, Labels
 from mfmdp.data.cache import is_within
-from mfmdp.data.records import Event, Signal
+from mfmdp.core.records import Event, Signal
 from mfmdp.data.stepping import Steps, make_steps
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
     from mfmdp.policy.neural import NeuralPolicy
     from mfmdp.simulate.config import load_config
     from mfmdp.simulate.methods import get_method
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
     from mfmdp.transition.model import EventTransformer
 
     root = Path(run_dir)
@@ -435,8 +435,8 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
 
     from mfmdp.experiment import prepare
     from mfmdp.simulate.methods import get_method
-    from mfmdp.simulate.rundir import (RunDir, atomic_write_json, atomic_write_parquet, labels_frame, event_slug,
-                                       tree_hash, write_manifest)
+    from mfmdp.core.atomic import atomic_write_json, atomic_write_parquet
+    from mfmdp.simulate.rundir import RunDir, event_slug, labels_frame, tree_hash, write_manifest
 
     import torch
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mfmdp.annotate.schema import STATES
-from mfmdp.data.records import PROFILE_FEATURES, Event
+from mfmdp.core.schema import STATES
+from mfmdp.core.records import PROFILE_FEATURES, Event
 from mfmdp.data.stepping import Steps
 from mfmdp.meanfield.histogram import normalise, step_counts
 from mfmdp.meanfield.synopsis import synopsis_series

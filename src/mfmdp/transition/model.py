@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfmdp.annotate.schema import STATES
+from mfmdp.core.atomic import atomic_path, atomic_write_json
+from mfmdp.core.schema import STATES
 from mfmdp.transition.features import PROFILE_DIM, TIME_DIM, signal_dim
 from mfmdp.transition.options import ModelSizes
 
@@ -148,10 +149,9 @@ class EventTransformer(nn.Module):
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / (WEIGHTS_FILE + ".tmp")
-        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp))
-        tmp.replace(out / WEIGHTS_FILE)
-        (out / CONFIG_FILE).write_text(json.dumps(asdict(self.cfg), indent=2, ensure_ascii=False))
+        with atomic_path(out / WEIGHTS_FILE) as tmp:
+            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        atomic_write_json(out / CONFIG_FILE, asdict(self.cfg))
         return out
 
     @classmethod

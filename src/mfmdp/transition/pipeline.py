@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfmdp.data.records import Event
+from mfmdp.core.records import Event
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.transition.features import EventFeatures, event_features
 
@@ -76,7 +76,7 @@ def train_from_data(
 ) -> dict:
     """Train and save f_psi; returns the report also written to OUT/train_report.json."""
     from mfmdp.data import load
-    from mfmdp.transition.encoders import get_encoder
+    from mfmdp.encoders import get_encoder
     from mfmdp.transition.model import TransitionConfig
     from mfmdp.transition.train import TrainConfig, split_events, train
 

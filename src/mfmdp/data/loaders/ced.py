@@ -17,7 +17,7 @@ from mfmdp.data.assemble import as_bool, as_int, assemble_event, time_or_skip
 from mfmdp.data.dates import CHINA_TZ, parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require
-from mfmdp.data.records import BARE_REPOST_TEXT, Event, Profile, Response, SourcePost
+from mfmdp.core.records import BARE_REPOST_TEXT, Event, Profile, Response, SourcePost
 
 FORMAT = "ced"
 SOURCE_DIR = "original-microblog"

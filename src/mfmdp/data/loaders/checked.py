@@ -13,7 +13,7 @@ from mfmdp.data.assemble import as_int, assemble_event, time_or_skip
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require
-from mfmdp.data.records import BARE_REPOST_TEXT, Event, Response, SourcePost
+from mfmdp.core.records import BARE_REPOST_TEXT, Event, Response, SourcePost
 
 FORMAT = "checked"
 

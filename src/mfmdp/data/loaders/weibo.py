@@ -16,7 +16,7 @@ from mfmdp.data.assemble import as_bool, as_int, assemble_event, normalise_text,
 from mfmdp.data.dates import parse_time
 from mfmdp.data.errors import DataFormatError
 from mfmdp.data.loaders.common import read_json, require
-from mfmdp.data.records import BEHAVIORS, Event, Profile, Response, SourcePost
+from mfmdp.core.records import BEHAVIORS, Event, Profile, Response, SourcePost
 
 FORMAT = "weibo"
 

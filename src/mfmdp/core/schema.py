@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mfmdp.data.records import BEHAVIORS
+from mfmdp.core.records import BEHAVIORS
 
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     "state": ("positive", "neutral", "negative"),
