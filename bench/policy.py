@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 import sys
 import time
 from pathlib import Path
@@ -34,13 +35,20 @@ from mfmdp.data.split import make_split  # noqa: E402
 from mfmdp.policy.dataset import add_forecasts, prepare_event  # noqa: E402
 from mfmdp.policy.inputs import PolicyInputs  # noqa: E402
 from mfmdp.policy.lct import evaluate_policy  # noqa: E402
-from mfmdp.policy.pipeline import Corpus  # noqa: E402
 from mfmdp.policy.training import PolicyTrainConfig, train_neural_policy  # noqa: E402
 from mfmdp.encoders import get_encoder  # noqa: E402
 from mfmdp.transition.features import event_features  # noqa: E402
 from mfmdp.transition.model import EventTransformer, TransitionConfig  # noqa: E402
 
 log = logging.getLogger("bench.policy")
+
+
+@dataclass
+class Corpus:
+    events: list
+    labels: list
+    embeddings: list
+    steps: list
 
 
 def load_events(data: Path, sets: list[str], min_responses: int) -> list:

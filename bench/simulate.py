@@ -49,7 +49,8 @@ def bench_config(quick: bool):
 def train_models(cfg, directory: Path, quick: bool) -> dict:
     """Train (or reuse) f_psi and the mf_mdp policy on synthetic events; returns facts for the JSON."""
     from mfmdp.data.synthetic import generate_events
-    from mfmdp.experiment import prepare, train_policy, train_transition
+    from mfmdp.simulate.models import train_policy, train_transition
+    from mfmdp.simulate.prepare import prepare_events
     from mfmdp.simulate.methods import get_method
     from mfmdp.encoders import get_encoder
 
@@ -57,7 +58,7 @@ def train_models(cfg, directory: Path, quick: bool) -> dict:
     events = generate_events(4 if quick else 8, (800, 1500) if quick else (1500, 3000), seed=1)
     encoder = get_encoder(cfg.encoder)
     t0 = time.perf_counter()
-    prepared = prepare(cfg, events, None, encoder, directory / "cache")
+    prepared = prepare_events(cfg, events, None, encoder, directory / "cache")
     transition = train_transition(cfg, prepared[:-1], prepared[-1:], encoder, True, directory)
     train_policy(cfg, get_method("mf_mdp"), prepared, encoder, transition, directory)
     return {"train_events": len(events), "train_responses": sum(len(e) for e in events),
@@ -69,7 +70,8 @@ def _simulate_child(kind: str, arg, models_dir: str, quick: bool, profile: str |
     """In a fresh process: get the event, prepare it, time one mf_mdp simulation, report peak RSS."""
     import torch
 
-    from mfmdp.experiment import make_replay_for, prepare, simulate_method
+    from mfmdp.simulate.prepare import prepare_events
+    from mfmdp.simulate.runner import make_replay_for, simulate_method
     from mfmdp.simulate.methods import get_method
 
     torch.set_num_threads(1)
@@ -92,7 +94,7 @@ def _simulate_child(kind: str, arg, models_dir: str, quick: bool, profile: str |
 
         event = generate_event("rumor_debunked", n_responses=int(arg), seed=7)
         annotator = None
-    p = prepare(cfg, [event], annotator, run.models.encoder, Path(models_dir) / "cache")[0]
+    p = prepare_events(cfg, [event], annotator, run.models.encoder, Path(models_dir) / "cache")[0]
     replay = make_replay_for(cfg, p, run.models.encoder)
     prep_s = time.perf_counter() - t0
     del p
@@ -116,7 +118,7 @@ def _simulate_child(kind: str, arg, models_dir: str, quick: bool, profile: str |
 
 def load_trained_models(models_dir: str, quick: bool):
     """The bench's models as a TrainedRun (its directory is not a full results directory)."""
-    from mfmdp.experiment import Models, policy_dir, transition_dir
+    from mfmdp.simulate.models import Models, policy_dir, transition_dir
     from mfmdp.policy.neural import NeuralPolicy
     from mfmdp.simulate.methods import get_method
     from mfmdp.simulate.scenario import TrainedRun

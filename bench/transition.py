@@ -45,8 +45,9 @@ def prepare(args):
     from mfmdp.annotate.registry import get_annotator
     from mfmdp.annotate.store import LabelStore, annotate_events
     from mfmdp.data.split import make_split
+    from mfmdp.data.stepping import make_steps, verified_institution_rule
     from mfmdp.encoders import get_encoder
-    from mfmdp.transition.pipeline import build_features
+    from mfmdp.transition.features import event_features
 
     t0 = time.perf_counter()
     events = load_events(args.quick, args.data)
@@ -57,7 +58,13 @@ def prepare(args):
     store = LabelStore(args.cache, ann) if args.cache else None
     labels = annotate_events(use, ann, store=store, show_progress=not args.quiet)
     encoder = get_encoder(args.encoder)
-    feats, skipped = build_features(use, [lab.codes["state"] for lab in labels], encoder, progress=not args.quiet)
+    feats, skipped = [], {"fewer than 2 steps": 0}
+    for e, lab in zip(use, labels):
+        if len(e) <= 16:
+            skipped["fewer than 2 steps"] += 1
+            continue
+        steps = make_steps(e, size=16, signal_rule=verified_institution_rule)
+        feats.append(event_features(e, steps, lab.codes["state"], encoder))
     val_ids = {e.id for e in val_ev}
     train_f = [f for f in feats if f.event_id not in val_ids]
     val_f = [f for f in feats if f.event_id in val_ids]

@@ -12,7 +12,8 @@ import pytest
 
 from experiment_helpers import TINY_METHODS, copy_models, tiny_config, trained_tiny_run
 from mfmdp.core.schema import DIMENSIONS
-from mfmdp.experiment import PreparedEvent, make_replay_for, prepare, simulate_method
+from mfmdp.simulate.prepare import PreparedEvent, prepare_events
+from mfmdp.simulate.runner import make_replay_for, simulate_method
 from mfmdp.simulate.methods import ALL_METHODS, get_method
 from mfmdp.simulate.rundir import RunDir
 
@@ -138,7 +139,7 @@ def test_blind_to_hidden_real_actions_with_trained_components(run_root, method):
     run = load_trained(run_root, methods=[method])
     cfg = run.cfg
     event = generate_event("rumor_debunked", n_responses=300, seed=5)
-    p = prepare(cfg, [event], run.models.annotator, run.models.encoder, run_root / "cache")[0]
+    p = prepare_events(cfg, [event], run.models.annotator, run.models.encoder, run_root / "cache")[0]
     replay = make_replay_for(cfg, p, run.models.encoder)
     base, _ = simulate_method(cfg, get_method(method), replay, run.models, seed=4)
 

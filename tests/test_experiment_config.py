@@ -163,6 +163,7 @@ def test_cli_refusal_and_failed_run_keep_config_yaml(run_root, tmp_path):
 
 def test_config_yaml_changes_only_with_the_work_that_matches_it(run_root, tmp_path, monkeypatch):
     import mfmdp.experiment as experiment
+    import mfmdp.simulate.prepare as prepare
 
     again = tmp_path / "again"
     shutil.copytree(run_root, again)
@@ -171,7 +172,7 @@ def test_config_yaml_changes_only_with_the_work_that_matches_it(run_root, tmp_pa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "load_events", interrupted)  # fails before any work
+    monkeypatch.setattr(prepare, "load_events", interrupted)  # fails before any work
     with pytest.raises(KeyboardInterrupt):
         experiment.run_experiment(tiny_config(name="renamed"), again, progress=False)
     assert (again / "config.yaml").read_bytes() == finished

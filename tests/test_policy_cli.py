@@ -23,11 +23,11 @@ def test_train_policy_cli(tmp_path):
     res = CliRunner().invoke(app, [
         "train", "policy", str(data), "--transition", str(tmp_path / "transition"), "--out", str(out),
         "--annotator", "truth", "--epochs", "1", "--J", "2", "--K", "3", "--starts-per-event", "2",
-        "--set", "hidden=16", "--quiet",
+        "--set", "hidden=16", "--min-responses", "32", "--quiet",
     ])
     assert res.exit_code == 0, res.output + repr(res.exception)
     report = json.loads((out / "train_report.json").read_text())
-    assert report["events"] == 3 and report["lct"] is True and "l_pred" in report["history"][0]
+    assert report["events"] == 2 and report["lct"] is True  # the training side of the seeded 60/20/20 split and "l_pred" in report["history"][0]
     pol = NeuralPolicy.load(out)
     assert pol.config.hidden == 16 and len(pol.pool) > 0
     assert pol.training["lct"]["K"] == 3
@@ -56,7 +56,8 @@ def test_train_policy_cli_with_split_reports_validation(tmp_path):
     out = tmp_path / "policy"
     res = CliRunner().invoke(app, [
         "train", "policy", str(data), "--out", str(out), "--method", "direct", "--no-lct", "--annotator", "truth",
-        "--split", str(tmp_path / "split.json"), "--epochs", "2", "--set", "hidden=8", "--quiet",
+        "--split", str(tmp_path / "split.json"), "--epochs", "2", "--set", "hidden=8", "--min-responses", "32",
+        "--quiet",
     ])
     assert res.exit_code == 0, res.output + repr(res.exception)
     report = json.loads((out / "train_report.json").read_text())

@@ -253,21 +253,25 @@ def test_train_hf_from_data_end_to_end(model_dir, tmp_path):
     from mfmdp.data.generic import write_events
     from mfmdp.data.synthetic import generate_events
     from mfmdp.llm.hf import load_causal_lm
-    from mfmdp.policy.hf_training import train_hf_from_data
+    from mfmdp.simulate.checkpoints import train_policy_checkpoint, without_lct
+    from mfmdp.simulate.config import ExperimentConfig
+    from mfmdp.simulate.methods import policy_method
 
-    events = generate_events(n_events=2, responses=(48, 64), seed=3)
+    events = generate_events(n_events=4, responses=(48, 64), seed=3)
     data = tmp_path / "events.jsonl"
     write_events(events, data)
     out = tmp_path / "policy_hf"
-    report = train_hf_from_data(str(data), None, str(out), method="direct", lct=False, annotator="truth",
-                                overrides={"model_path": str(model_dir), "starts_per_event": 1, "text_batch": 4,
-                                           "lora_r": 4},
-                                progress=False)
+    cfg = ExperimentConfig.model_validate({"data": {"path": str(data), "min_responses": 32,
+                                                    "fractions": [0.5, 0.5, 0.0]}, "annotator": "truth"})
+    spec = without_lct(policy_method("direct"))
+    report = train_policy_checkpoint(cfg, spec, None, out, backend="hf", progress=False,
+                                     hf_overrides={"model_path": str(model_dir), "starts_per_event": 1,
+                                                   "text_batch": 4, "lora_r": 4})
     assert report["events"] == 2 and report["history"][0]["l_text"] > 0
     assert (out / "adapter_model.safetensors").exists() and (out / "train_report.json").exists()
     p = HFPolicy.load(out)  # base model and tokenizer from model_path in hf_policy.json
     assert p.config.inputs.use_prior is False
     assert p.propose(context(2), 2, np.random.default_rng(0)).state_probs.shape == (2, 2, 3)
     with pytest.raises(ValueError, match="model_path"):
-        train_hf_from_data(str(data), None, str(out), method="direct", lct=False, annotator="truth")
+        train_policy_checkpoint(cfg, spec, None, out, backend="hf", progress=False)
     assert load_causal_lm(model_dir, device="cpu")[1]("积极", add_special_tokens=False)["input_ids"]

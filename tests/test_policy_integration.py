@@ -9,7 +9,7 @@ import torch
 
 from mfmdp.data.stepping import make_steps, verified_institution_rule
 from mfmdp.data.synthetic import generate_events
-from mfmdp.policy.inputs import METHOD_INPUTS
+from mfmdp.simulate.methods import METHODS
 from mfmdp.policy.neural import NeuralPolicy
 from mfmdp.policy.training import train_neural_policy
 from mfmdp.encoders import get_encoder
@@ -36,7 +36,7 @@ def test_train_and_simulate(corpus, method, tmp_path):
     from mfmdp.transition.features import event_features
 
     events, labels, embs, enc, trans = corpus
-    inputs = METHOD_INPUTS[method]
+    inputs = METHODS[method].inputs
     cfg = {"epochs": 1, "J": 2, "K": 4, "hidden": 16, "starts_per_event": 2, "lct": method == "mf_mdp"}
     pol = train_neural_policy(events[:3], labels[:3], embs[:3], enc, trans if inputs.use_prior or cfg["lct"] else None,
                               inputs, cfg, progress=False)

@@ -10,7 +10,8 @@ import torch
 
 from mfmdp.core.schema import Labels
 from mfmdp.policy.base import Policy, StepContext
-from mfmdp.policy.inputs import METHOD_INPUTS, PolicyInputs, inputs_for
+from mfmdp.policy.inputs import PolicyInputs
+from mfmdp.simulate.methods import policy_method
 from mfmdp.policy.network import NeuralPolicyConfig, agent_features
 from mfmdp.policy.neural import NeuralPolicy, sample_categorical
 from mfmdp.policy.retrieval import RetrievalPool
@@ -96,20 +97,20 @@ def test_nll_in_nats_matches_hand_computation():
 
 def test_input_switches_change_input_width_and_reject_wrong_dims():
     full = make_cfg()
-    direct = make_cfg(**METHOD_INPUTS["direct"].model_dump())
+    direct = make_cfg(**policy_method("direct").inputs.model_dump())
     assert full.input_dim == 1 + 10 + D + DC + F
     assert direct.input_dim == 1 + 10 + DC + F
-    assert inputs_for("social_retrieval").context == "social"
-    assert not inputs_for("mf_llm").use_prior
-    with pytest.raises(ValueError, match="no policy inputs"):
-        inputs_for("oracle")
+    assert policy_method("social_retrieval").inputs.context == "social"
+    assert not policy_method("mf_llm").inputs.use_prior
+    with pytest.raises(ValueError, match="has no policy"):
+        policy_method("oracle")
     ctx = make_ctx()
     with pytest.raises(ValueError, match="context"):
         agent_features(full, ctx.profiles, np.zeros(D + 1), ctx.signal, ctx.time)
 
 
 def test_direct_policy_ignores_the_context_vector():
-    pol = NeuralPolicy(make_cfg(**METHOD_INPUTS["direct"].model_dump()))
+    pol = NeuralPolicy(make_cfg(**policy_method("direct").inputs.model_dump()))
     a, b = make_ctx(seed=1), make_ctx(seed=1)
     b.synopsis = np.ones(D, np.float32) * 5
     b.m_hat = np.array([0.1, 0.1, 0.8])

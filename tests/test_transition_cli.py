@@ -8,10 +8,11 @@ import numpy as np
 from typer.testing import CliRunner
 
 from mfmdp.cli import app
+from mfmdp.data.split import make_split
 from mfmdp.data.synthetic import generate_events, write_synthetic
 from mfmdp.transition.model import EventTransformer
 
-TINY = ["--d-model", "16", "--layers", "1", "--heads", "2", "--d-ff", "32", "--window", "8", "--K", "4",
+TINY = ["--min-responses", "32", "--d-model", "16", "--layers", "1", "--heads", "2", "--d-ff", "32", "--window", "8", "--K", "4",
         "--epochs", "2", "--threads", "1", "--quiet", "--encoder", "hash:16", "--set", "starts_per_event=2", "--set", "roll_start_epoch=1"]
 
 
@@ -22,7 +23,8 @@ def test_train_transition_cli_truth_labels(tmp_path):
     res = CliRunner().invoke(app, ["train", "transition", str(data), "--out", str(out), "--annotator", "truth", *TINY])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "train_report.json").read_text())
-    assert report["train_events"] == 3 and report["val_events"] == 1
+    split = make_split(events, seed=0, fractions=(0.6, 0.2, 0.2))  # `mfmdp run`'s seeded split
+    assert report["train_events"] == len(split.ids("train")) and report["val_events"] == len(split.ids("validation"))
     assert len(report["history"]) == 2 and report["validation"]["roll_kl"] > 0
     assert np.isnan(report["history"][0]["train_roll"]) and report["history"][1]["train_roll"] > 0  # warm start
     model = EventTransformer.load(out)
@@ -39,8 +41,25 @@ def test_train_transition_cli_truth_labels(tmp_path):
     assert m_hat.shape == (len(f), 3) and np.allclose(m_hat.sum(1), 1)
 
 
+def test_train_transition_trains_on_the_events_mfmdp_run_would(tmp_path):
+    """One prepare stage: --max-events caps each side after the split, as `mfmdp run` does, so the
+    checkpoint's training events are the run's (the old command capped the events before splitting)."""
+    events = generate_events(6, responses=(120, 160), seed=8)
+    data = write_synthetic(events, tmp_path / "events.jsonl")
+    out = tmp_path / "fpsi"
+    res = CliRunner().invoke(app, ["train", "transition", str(data), "--out", str(out), "--annotator", "truth",
+                                   "--max-events", "1", *TINY])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "train_report.json").read_text())
+    split = make_split(events, seed=0, fractions=(0.6, 0.2, 0.2))
+    first_train = [e.id for e in split.select(events, "train")][:1]
+    first_val = [e.id for e in split.select(events, "validation")][:1]
+    assert report["train_event_ids"] == first_train and report["val_event_ids"] == first_val
+    assert first_val != [events[0].id]  # capping before the split could never pick it
+
+
 def test_train_transition_cli_errors_are_clear(tmp_path):
-    events = generate_events(2, responses=(60, 80), seed=4)
+    events = generate_events(5, responses=(60, 80), seed=4)
     for e in events:
         e.metadata.pop("labels", None)
     data = write_synthetic(events, tmp_path / "nolabels.jsonl")

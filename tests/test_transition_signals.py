@@ -98,7 +98,7 @@ def test_a_policy_can_read_the_pulse_only():
 
 
 def test_methods_with_the_prior_leave_the_signal_memory_to_f_psi():
-    from mfmdp.policy.inputs import METHOD_INPUTS
+    from mfmdp.simulate.methods import METHODS
 
-    for name, inputs in METHOD_INPUTS.items():
+    for name, inputs in ((m, s.inputs) for m, s in METHODS.items() if s.inputs is not None):
         assert inputs.signal_memory == (not inputs.use_prior), name

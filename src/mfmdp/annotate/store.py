@@ -340,29 +340,41 @@ def _event_runs(event_ids: np.ndarray) -> list[tuple[str, int, int]]:
     return [(str(event_ids[s]), int(s), int(e)) for s, e in zip(starts, ends)]
 
 
-def event_labels(events: Sequence, annotator: str, data_path: Path | None = None, progress: bool = True) -> list[Labels]:
-    """Labels per event: "truth" = the labels stored with the events (synthetic ground truth or a
-    generic file's `labels`); otherwise a `labels__<annotator>.parquet` beside cached data when
-    present, else the annotator runs (behavior always comes from the data)."""
-    if annotator == "truth":
-        out = []
-        for e in events:
-            lab = e.metadata.get("labels")
-            if not isinstance(lab, Labels):
-                raise ValueError(f"event {e.id!r} ({e.path or 'no file'}): no stored labels; use an annotator "
-                                 f"(--annotator offline) instead of 'truth'")
-            out.append(lab)
-        return out
-    from mfmdp.annotate.registry import get_annotator
+def event_labels(events: Sequence, annotator: Annotator | str | None, data_path: Path | None = None,
+                 progress: bool = True, store_dir: str | os.PathLike | None = None) -> list[Labels]:
+    """Labels per event, behavior always from the data. `annotator` None or "truth": the labels stored
+    with the events (synthetic ground truth or a generic file's `labels`). Otherwise a
+    `labels__<annotator>.parquet` beside cached data when it matches the data, else the annotator runs,
+    reusing and filling the label store in `store_dir` when given."""
+    if annotator is None or annotator == "truth":
+        return [_stored_labels(e) for e in events]
+    if isinstance(annotator, str):
+        from mfmdp.annotate.registry import get_annotator
 
-    ann = get_annotator(annotator)
-    path = labels_path(data_path, ann) if data_path is not None and data_path.is_dir() else None
+        annotator = get_annotator(annotator)
+    path = labels_path(data_path, annotator) if data_path is not None and Path(data_path).is_dir() else None
     if path is not None and path.is_file():
         # Label files outlive cache rebuilds: use one only when its rows are exactly these responses.
         stored, ids = read_labels(path), read_label_ids(path)
         if all(e.id in ids and np.array_equal(ids[e.id], np.asarray(e.table.ids)) for e in events):
             log.info("labels from %s", path)
-            return [stored[e.id] for e in events]
+            return [_with_behavior(stored[e.id], e) for e in events]
         log.warning("%s does not match the data's responses (the data changed since labelling): annotating "
                     "again", path)
-    return annotate_events(events, ann, show_progress=progress)
+    store = LabelStore(store_dir, annotator) if store_dir is not None else None
+    return annotate_events(events, annotator, store=store, show_progress=progress)
+
+
+def _stored_labels(event) -> Labels:
+    lab = event.metadata.get("labels")
+    if not isinstance(lab, Labels):
+        raise ValueError(f"event {event.id!r} ({event.path or 'no file'}): no stored labels; use an annotator "
+                         f"(--annotator offline) instead of 'truth'")
+    return _with_behavior(lab, event)
+
+
+def _with_behavior(labels: Labels, event) -> Labels:
+    """A copy of `labels` whose behavior is the data's (an action the data shows, never guessed)."""
+    lab = labels.take(np.arange(labels.n))
+    lab.codes["behavior"] = np.asarray(event.table.behavior, dtype=np.int8).copy()
+    return lab

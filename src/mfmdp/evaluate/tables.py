@@ -16,10 +16,10 @@ import pandas as pd
 
 from mfmdp.evaluate.bootstrap import paired_bootstrap
 from mfmdp.evaluate.protocol import LOWER_IS_BETTER
+from mfmdp.simulate.methods import METHODS, table_methods
 
-TABLE1_METHODS: tuple[str, ...] = ("direct", "social_retrieval", "mf_llm", "mf_mdp",
-                                   "persistence", "transition_only", "regression", "oracle")
-TABLE2_METHODS: tuple[str, ...] = ("mf_mdp", "no_lct_state", "no_lct_policy", "no_sampling", "pool_resampled")
+TABLE1_METHODS: tuple[str, ...] = table_methods(1)  # each MethodSpec says which tables it is a row of
+TABLE2_METHODS: tuple[str, ...] = table_methods(2)
 PRIMARY: tuple[str, ...] = ("kl", "js", "wasserstein", "dtw", "matched_accuracy")
 SECONDARY: tuple[str, ...] = ("kl_step", "macro_f1", "micro_f1", "nll")
 METRIC_TITLES = {"kl": "KL", "js": "JS", "wasserstein": "W1", "dtw": "DTW", "matched_accuracy": "Acc(1-TV)",
@@ -30,13 +30,7 @@ ALL_DIMENSIONS = "mean of 8"
 def display_names(manifest: dict | None = None) -> dict[str, str]:
     """Method -> name shown in tables; mf_llm is "mf-synopsis (embedding)" unless the manifest says
     an LLM summariser ran (manifest["llm_summariser"] true, or manifest["display_names"])."""
-    try:
-        from mfmdp.simulate.methods import METHODS
-
-        names = {k: v.display for k, v in METHODS.items()}
-    except ImportError:  # the simulator package is optional for reading results
-        names = {}
-    names.setdefault("mf_llm", "mf-synopsis (embedding)")
+    names = {k: v.display for k, v in METHODS.items()}
     manifest = manifest or {}
     llm = manifest.get("llm_summariser", (manifest.get("config") or {}).get("llm_summariser"))
     if llm:

@@ -192,47 +192,24 @@ def evaluate_hf_policy(policy, events: Sequence[HFEvent], max_agents: int | None
     return {"agents": int(len(yt)), "nll_per_token": float(np.nanmean(np.concatenate(nlls))), "state_macro_f1": f1}
 
 
-def train_hf_from_data(data: str, transition_dir: str | None, out: str, method: str = "mf_mdp", lct: bool = True,
-                       annotator: str = "offline", split: str | None = None, overrides: dict | None = None,
-                       step_size: int = 16, max_events: int | None = None, min_responses: int = 32,
-                       progress: bool = True) -> dict:
-    """`mfmdp train policy --backend hf`: `overrides` hold HFPolicyConfig fields (model_path, a
-    local model directory, is required) and HFTrainConfig fields."""
-    import json
-    from pathlib import Path
-
-    from mfmdp.data import load
+def fit_hf_policy(events, steps, labels, embeddings, encoder, transition, inputs, overrides: dict | None = None,
+                  lct: bool = True, decay: float = 0.8, progress: bool = True):
+    """`mfmdp train policy --backend hf` on prepared events: (HFPolicy with a trained LoRA adapter,
+    history). `overrides` hold HFPolicyConfig fields (model_path, a local model directory, is required)
+    and HFTrainConfig fields."""
     from mfmdp.policy.hf import HFPolicy, HFPolicyConfig
-    from mfmdp.policy.inputs import inputs_for
-    from mfmdp.policy.pipeline import build_corpus, select_events
-    from mfmdp.encoders import get_encoder
 
     overrides = dict(overrides or {})
     hf_keys = set(HFPolicyConfig.model_fields) - {"inputs"}
-    inputs = inputs_for(method)
     hf_cfg = HFPolicyConfig.model_validate({k: overrides.pop(k) for k in list(overrides) if k in hf_keys}
                                            | {"inputs": inputs})
     if not hf_cfg.model_path:
         raise ValueError("--backend hf needs a local model: --set model_path=/path/to/model")
     cfg = HFTrainConfig.model_validate(overrides | {"lct": lct})
-    transition, encoder_spec, decay = None, "hash", 0.8
-    if transition_dir:
-        from mfmdp.transition.model import EventTransformer
-
-        transition = EventTransformer.load(transition_dir)
-        encoder_spec, decay = transition.cfg.encoder, transition.cfg.synopsis_decay
-    encoder = get_encoder(encoder_spec)
-    events = select_events(load(data, progress=progress), split, "train", min_responses, max_events)
     if not events:
-        raise ValueError(f"{data}: no training events")
-    corpus = build_corpus(events, annotator, encoder, Path(data), step_size, progress=progress)
+        raise ValueError("no training events")
     hevs = [prepare_hf_event(e, s, lab, emb, encoder, inputs.context, decay)
-            for e, s, lab, emb in zip(corpus.events, corpus.steps, corpus.labels, corpus.embeddings)]
-    t0 = time.perf_counter()
+            for e, s, lab, emb in zip(events, steps, labels, embeddings)]
     policy = HFPolicy.create(hf_cfg)
     history = train_hf_policy(policy, hevs, cfg, transition, progress=progress)
-    policy.save(out)
-    report = {"backend": "hf", "method": method, "lct": lct, "events": len(events),
-              "seconds": time.perf_counter() - t0, "history": history}
-    (Path(out) / "train_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    return report
+    return policy, history

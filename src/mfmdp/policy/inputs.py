@@ -1,4 +1,5 @@
 """Which inputs a policy sees: baselines are configurations of the same network, not other code.
+Each method's inputs are part of its MethodSpec (mfmdp.simulate.methods):
 
 - direct:           no prior, no context (profile, signal and time only)
 - social_retrieval: "social" context (embedding of the k most recent + k most popular responses,
@@ -28,29 +29,3 @@ class PolicyInputs(BaseModel):
     signal_memory: bool = True
     use_profiles: bool = True  # p_i, the agent's profile features
 
-
-# mf_mdp's policy reads only c_t's pulse: f_psi's prior m^_t already carries a signal's lasting effect,
-# and with the memory too the policy overreacted (docs/readme/70-simulate.md: held-out long-horizon
-# state KL 0.324 vs 0.229 over 5 training seeds, for a similar scenario effect). Methods without the
-# prior keep the memory: it is their only way to remember a signal.
-_MF_MDP = PolicyInputs(signal_memory=False)
-METHOD_INPUTS: dict[str, PolicyInputs] = {
-    "direct": PolicyInputs(use_prior=False, context="none"),
-    "social_retrieval": PolicyInputs(use_prior=False, context="social"),
-    "mf_llm": PolicyInputs(use_prior=False, context="synopsis"),
-    "mf_mdp": _MF_MDP,
-    "no_lct_state": _MF_MDP,
-    "no_lct_policy": _MF_MDP,
-    "no_sampling": _MF_MDP,
-    "pool_resampled": _MF_MDP,
-}
-
-
-def inputs_for(method: str) -> PolicyInputs:
-    """The input configuration a policy-driven method trains and runs with."""
-    try:
-        return METHOD_INPUTS[method]
-    except KeyError:
-        raise ValueError(
-            f"method {method!r} has no policy inputs; policy-driven methods: {', '.join(METHOD_INPUTS)}"
-        ) from None

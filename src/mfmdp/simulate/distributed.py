@@ -28,8 +28,8 @@ def run_on_ray(cfg, tasks: list[tuple[str, str, int]], replays: dict, models) ->
         def simulate_task(cfg, replay, models, method, seed):
             import torch
 
-            from mfmdp.experiment import simulate_method
             from mfmdp.simulate.methods import get_method
+            from mfmdp.simulate.runner import simulate_method
 
             torch.set_num_threads(cfg.executor.torch_threads)
             labels, traj = simulate_method(cfg, get_method(method), replay, models, seed)

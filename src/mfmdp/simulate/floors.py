@@ -5,11 +5,15 @@ all are scored by the same code: persistence (the warm-up mix carried forward), 
 (f_psi's forecast fed back on itself, no agents), regression (ridge from warm-up mix, warm-up share
 rate and log elapsed responses to the window mix, fitted on training events). The oracle (labels
 resampled from the real per-window mix) is added by the evaluator, which owns the real labels.
+Each floor is one object behind the `Floor` protocol; a MethodSpec holds it.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import Ridge
 
 from mfmdp.core.schema import DIMENSIONS, STATES, Labels
@@ -133,3 +137,45 @@ class RegressionFloor:
                 block = slots[s : s + self.window]
                 labels.codes[d][block] = _sample(rng, p / p.sum(), len(block))
         return labels
+
+
+# --- the floors as methods -----------------------------------------------------------------------
+class Floor(Protocol):
+    """What a floor method is: labels for one event and seed, from the replay and the trained models."""
+
+    needs_transition: bool  # reads f_psi (models.transitions[True])
+    simulated: bool  # False: the evaluator adds it from the real labels (the oracle)
+    reads_signals: bool  # can react to an injected signal (a scenario needs that)
+
+    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, pd.DataFrame | None]: ...
+
+
+class Persistence:
+    needs_transition, simulated, reads_signals = False, True, False
+
+    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, None]:
+        return persistence(replay, seed), None
+
+
+class TransitionOnly:
+    needs_transition, simulated, reads_signals = True, True, True
+
+    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, pd.DataFrame]:
+        labels, forecasts = transition_only(replay, models.transitions[True], seed)
+        return labels, pd.DataFrame({f"m_hat_{k}": forecasts[:, i] for i, k in enumerate(STATES)})
+
+
+class Regression:
+    """Reads the RegressionFloor fitted on the training events (models.regression)."""
+
+    needs_transition, simulated, reads_signals = False, True, False
+
+    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, None]:
+        return models.regression.sample(replay, seed), None
+
+
+class Oracle:
+    needs_transition, simulated, reads_signals = False, False, False
+
+    def simulate(self, replay: Replay, models, seed: int):
+        raise ValueError("the oracle floor is computed by the evaluator from the real labels, not simulated")

@@ -35,7 +35,7 @@ import numpy as np
 from mfmdp.core.schema import STATES, Labels
 from mfmdp.data.cache import is_within
 from mfmdp.core.records import Event, Signal
-from mfmdp.data.stepping import Steps, make_steps
+from mfmdp.data.stepping import Steps
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class TrainedRun:
 
     root: Path
     cfg: object  # ExperimentConfig
-    models: object  # mfmdp.experiment.Models
+    models: object  # mfmdp.simulate.models.Models
     signals_seen: dict | None
     warnings: list[str] = field(default_factory=list)
     cache: Path | None = None  # label/embedding caches this scenario reads and writes (not RUN_DIR/cache)
@@ -129,13 +129,10 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
     `cache_dir` (default: a temporary folder), started from a copy of RUN_DIR/cache; the run is only read."""
     import json
 
-    from mfmdp.annotate.registry import get_annotator
-    from mfmdp.experiment import Models, policy_dir, synopsis_factory, train_policy, transition_dir
-    from mfmdp.policy.neural import NeuralPolicy
     from mfmdp.simulate.config import load_config
     from mfmdp.simulate.methods import get_method
-    from mfmdp.encoders import get_encoder
-    from mfmdp.transition.model import EventTransformer
+    from mfmdp.simulate.models import load_models
+    from mfmdp.simulate.prepare import get_parts
 
     root = Path(run_dir)
     if not (root / "config.yaml").is_file():
@@ -143,30 +140,15 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
     cfg = load_config(root / "config.yaml")
     if annotator is not None:
         cfg = cfg.model_copy(update={"annotator": annotator})
-    cache, cache_holder = scenario_cache(root, Path(cache_dir) if cache_dir is not None else None)
-    encoder = get_encoder(cfg.encoder, cache_dir=str(cache / "embeddings"))
-    labeller = None if cfg.annotator == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
-    transitions, policies = {}, {}
     for name in methods:
         spec = get_method(name)
-        if spec.floor in ("persistence", "regression", "oracle"):
+        if spec.floor is not None and not spec.floor.reads_signals:
             raise ValueError(f"method {name!r} is a floor that never reads exogenous signals; a scenario "
                              "needs an agent method or transition_only")
-        if spec.needs_transition and spec.lct_state not in transitions:
-            d = transition_dir(root, spec.lct_state)
-            if not (d / "training.json").is_file():
-                raise FileNotFoundError(f"{d}: no trained transition model for {name!r} (run `mfmdp run` with "
-                                        f"method {name!r} first)")
-            transitions[spec.lct_state] = EventTransformer.load(d)
-        if spec.floor is None and spec.policy_key not in policies and cfg.policy_backend != "neural":
-            # LLM backends are loaded (adapter dir / endpoint from the config), never trained here
-            policies[spec.policy_key] = train_policy(cfg, spec, [], encoder, transitions.get(spec.lct_state), root)
-        if spec.floor is None and spec.policy_key not in policies:
-            d = policy_dir(root, spec)
-            if not (d / "trained.json").is_file():
-                raise FileNotFoundError(f"{d}: no trained policy for {name!r} (run `mfmdp run` with method "
-                                        f"{name!r} first)")
-            policies[spec.policy_key] = NeuralPolicy.load(d, encoder=encoder)
+    cache, cache_holder = scenario_cache(root, Path(cache_dir) if cache_dir is not None else None)
+    encoder, labeller = get_parts(cfg, cache)
+    models = load_models(cfg, root, methods, encoder, labeller, cache)
+    policies = models.policies
     coverage = None
     manifest = root / "manifest.json"
     if manifest.is_file():
@@ -181,7 +163,6 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
         if inputs is not None and not inputs.use_signals:
             warnings.append(f"method {name!r}: its policy was trained without the signal input c_t; only "
                             "f_psi's forecast can react to the scenario")
-    models = Models(encoder, labeller, transitions, policies, None, synopsis_factory=synopsis_factory(cfg, cache))
     return TrainedRun(root, cfg, models, coverage, warnings, cache, cache_holder)
 
 
@@ -189,15 +170,11 @@ def recount_coverage(root: Path, cfg) -> dict | None:
     """`signal_coverage` of a run's training events, recounted from RUN_DIR/split.json and the data
     (None when the split or the data cannot be read back)."""
     from mfmdp.data.split import load_split
-    from mfmdp.experiment import load_events, signal_rule
+    from mfmdp.simulate.prepare import load_events, side_events, steps_for
 
     try:
-        split = load_split(root / "split.json")
-        train = split.select(load_events(cfg), "train")
-        train = [e for e in train if len(e) >= cfg.data.min_responses]
-        if cfg.data.max_events is not None:
-            train = train[: cfg.data.max_events]
-        steps = [make_steps(e, cfg.data.step_size, signal_rule=signal_rule(cfg)) for e in train]
+        train = side_events(cfg, load_split(root / "split.json"), load_events(cfg), "train")
+        steps = [steps_for(cfg, e) for e in train]
     except (OSError, ValueError) as err:
         log.warning("could not recount the training signals of %s: %s", root, err)
         return None
@@ -206,9 +183,9 @@ def recount_coverage(root: Path, cfg) -> dict | None:
 
 # --- one event, baseline and scenario -----------------------------------------------------------
 def scenario_steps(cfg, event: Event, signals: Sequence[Signal]) -> Steps:
-    from mfmdp.experiment import signal_rule
+    from mfmdp.simulate.prepare import steps_for
 
-    return make_steps(event, cfg.data.step_size, signal_rule=signal_rule(cfg), scenario=list(signals))
+    return steps_for(cfg, event, scenario=list(signals))
 
 
 def check_signal_times(event: Event, signals: Sequence[Signal]) -> None:
@@ -261,13 +238,14 @@ def simulate_event(run: TrainedRun, event: Event, signals: Sequence[Signal], met
                    prepared=None, write=None) -> EventOutcome:
     """Baseline and scenario runs of one event for every seed. `write(kind, seed, labels, traj,
     prepared, replay)` (optional) stores each run as it finishes."""
-    from mfmdp.experiment import make_replay_for, prepare, simulate_method
     from mfmdp.simulate.methods import get_method
+    from mfmdp.simulate.prepare import prepare_events
+    from mfmdp.simulate.runner import make_replay_for, simulate_method
 
     cfg, models = run.cfg, run.models
     check_signal_times(event, signals)
     if prepared is None:
-        prepared = prepare(cfg, [event], models.annotator, models.encoder, run.cache)[0]
+        prepared = prepare_events(cfg, [event], models.annotator, models.encoder, run.cache)[0]
     spec = get_method(method)
     base_replay = make_replay_for(cfg, prepared, models.encoder)
     injected_steps = scenario_steps(cfg, prepared.event, signals)
@@ -433,8 +411,8 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     OUT/summary.json and OUT/manifest.json. Returns the summary."""
     from rich.progress import Progress
 
-    from mfmdp.experiment import prepare
     from mfmdp.simulate.methods import get_method
+    from mfmdp.simulate.prepare import prepare_events
     from mfmdp.core.atomic import atomic_write_json, atomic_write_parquet
     from mfmdp.simulate.rundir import RunDir, event_slug, labels_frame, tree_hash, write_manifest
 
@@ -459,7 +437,7 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     for e in long_enough:  # before any annotation or simulation
         check_signal_times(e, signals)
     torch.set_num_threads(cfg.executor.torch_threads)
-    prepared = prepare(cfg, long_enough, run.models.annotator, run.models.encoder, run.cache)
+    prepared = prepare_events(cfg, long_enough, run.models.annotator, run.models.encoder, run.cache)
     for p in prepared:
         _, placed_warnings = placement(scenario_steps(cfg, p.event, signals), signals, cfg.simulation.warmup_steps,
                                        p.event) if signals else ([], [])

@@ -15,6 +15,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from mfmdp.core.atomic import atomic_write_bytes
 from mfmdp.simulate.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -89,3 +92,12 @@ def check_marker(marker: Path, cfg, what: str) -> None:
         raise ResumeRefused(
             f"{what} was made with another config ({'; '.join(changed)}): rerun with the config it was "
             "made with, or use another --out (`mfmdp run --models-from` reuses the models that still match)")
+
+
+def record_config(cfg, out: Path) -> None:
+    """RUN_DIR/config.yaml := `cfg`. Called when results made with `cfg` are written (and when a run
+    starts in a new directory), never before: a run that fails or is refused leaves it as it was."""
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False).encode("utf-8")
+    path = Path(out) / "config.yaml"
+    if not path.exists() or path.read_bytes() != text:
+        atomic_write_bytes(path, text)
