@@ -30,7 +30,7 @@ class PolicyInputs(BaseModel):
 
 
 # mf_mdp's policy reads only c_t's pulse: f_psi's prior m^_t already carries a signal's lasting effect,
-# and with the memory too the policy overreacted (docs/readme/70-simulate.md: held-out long-horizon
+# and with the memory too the policy overreacted (docs/scenarios.md: held-out long-horizon
 # state KL 0.324 vs 0.229 over 5 training seeds, for a similar scenario effect). Methods without the
 # prior keep the memory: it is their only way to remember a signal.
 _MF_MDP = PolicyInputs(signal_memory=False)
