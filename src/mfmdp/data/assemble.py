@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 PROFILE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Profile))
 _INT_FIELDS = {"followers", "friends", "statuses", "favourites", "bi_followers", "verified_type"}
 
-# Reasons a record is skipped (documented in docs/readme/10-data.md).
+# Reasons a record is skipped (documented in docs/data.md).
 SKIP_DUPLICATE = "duplicate_id"
 SKIP_BAD_TIME = "unparseable_time"
 SKIP_NO_TIME = "missing_time"

@@ -1,7 +1,7 @@
 """Rollout costs shared by LCT training and inference reselection.
 
 V = sum_{k=1..K} gamma^(k-1) KL(p_{t+k} || q_{t+k}) over the last two axes [..., K, S]; candidate
-weights softmax(-beta V): the MINUS sign (DESIGN.md) so the lowest-cost candidate weighs most.
+weights softmax(-beta V): the MINUS sign (docs/method.md) so the lowest-cost candidate weighs most.
 """
 
 from __future__ import annotations

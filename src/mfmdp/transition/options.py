@@ -17,7 +17,7 @@ class TrainConfig:
     alpha: float = Field(1.0, ge=0.0)  # weight of L_roll; 0 = w/o LCT-State
     horizon: int = Field(30, ge=1)  # K
     # L_seq alone for the first epochs, then L_seq + alpha L_roll: an L_roll epoch costs ~7-15x an L_seq
-    # epoch, and from a random start it slowed learning (bench/transition.py figures in the README)
+    # epoch, and from a random start it slowed learning (bench/transition.py; docs/transition.md)
     roll_start_epoch: int = Field(2, ge=0)
     starts_per_event: int = Field(4, ge=1)
     events_per_batch: int = Field(8, ge=1)
