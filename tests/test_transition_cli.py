@@ -83,3 +83,23 @@ def test_train_option_mistakes_are_one_line_before_any_data_is_read(tmp_path):
         assert res.exit_code == 2, (args, res.output)
         assert message in text and "Traceback" not in text and "pydantic" not in text, (args, res.output)
     assert not (tmp_path / "t").exists() and not (tmp_path / "p").exists()
+
+
+def test_train_transition_reads_the_run_config(tmp_path):
+    """--config is the file `mfmdp run` reads: its sections apply, and a flag given on the command wins."""
+    events = generate_events(4, responses=(120, 160), seed=9)
+    data = write_synthetic(events, tmp_path / "events.jsonl")
+    config = tmp_path / "exp.yaml"
+    config.write_text("annotator: truth\nencoder: hash:16\ndata: {min_responses: 32}\n"
+                      "transition: {epochs: 1, horizon: 4, starts_per_event: 2, threads: 1,\n"
+                      "  model: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, window: 8}}\n", encoding="utf-8")
+    out = tmp_path / "fpsi"
+    res = CliRunner().invoke(app, ["train", "transition", str(data), "--out", str(out), "--config", str(config),
+                                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((out / "train_report.json").read_text())["history"]) == 1
+    assert EventTransformer.load(out).cfg.d_model == 16
+    res = CliRunner().invoke(app, ["train", "transition", str(data), "--out", str(tmp_path / "f2"), "--config",
+                                   str(config), "--epochs", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads((tmp_path / "f2" / "train_report.json").read_text())["history"]) == 2
