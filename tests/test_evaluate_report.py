@@ -99,8 +99,8 @@ def test_cli_evaluate_prints_table1_and_writes_outputs(tmp_path):
 
 
 def test_reads_run_dirs_written_by_the_simulators_writer(tmp_path):
-    """The agreed layout as mfmdp.simulate.rundir writes it (real + sim frames) is read back as written."""
-    rundir = pytest.importorskip("mfmdp.simulate.rundir")
+    """The agreed layout as mfmdp.simulate.results writes it (real + sim frames) is read back as written."""
+    rundir = pytest.importorskip("mfmdp.simulate.results")
     from mfmdp.core.schema import DIMENSIONS, Labels
 
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import pytest
 from evaluate_helpers import frame, real_codes
 from mfmdp.evaluate import plots
 from mfmdp.evaluate.runs import evaluate_run
-from mfmdp.simulate.rundir import RunDir, event_slug
+from mfmdp.simulate.results import RunDir, event_slug
 
 CHINESE_IDS = ("新冠疫苗谣言", "地震预警谣言")
 

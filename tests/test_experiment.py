@@ -14,7 +14,7 @@ from experiment_helpers import TINY_METHODS, copy_models, tiny_config, trained_t
 from mfmdp.core.schema import DIMENSIONS
 from mfmdp.experiment import PreparedEvent, make_replay_for, prepare, simulate_method
 from mfmdp.simulate.methods import ALL_METHODS, get_method
-from mfmdp.simulate.rundir import RunDir
+from mfmdp.simulate.results import RunDir
 
 METRIC_COLUMNS = ["setting", "method", "dimension", "event", "seed", "kl", "js", "wasserstein", "dtw",
                   "matched_accuracy", "kl_step", "macro_f1", "micro_f1", "nll", "responses", "steps"]

@@ -26,7 +26,7 @@ from mfmdp.data.stepping import Steps, make_steps, verified_institution_rule
 from mfmdp.simulate.config import ConfigError, ExperimentConfig
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_parquet
-from mfmdp.simulate.rundir import RunDir, labels_frame, tree_hash, write_manifest
+from mfmdp.simulate.results import RunDir, labels_frame, tree_hash, write_manifest
 from mfmdp.simulate.stages import (EVERYTHING, TRANSITION_DEPENDS_ON, check_marker, drift, policy_depends_on,
                                    stage_record)
 

@@ -1,4 +1,4 @@
-"""Read a run directory (layout in mfmdp.simulate.rundir) and score every simulated file in it.
+"""Read a run directory (layout in mfmdp.simulate.results) and score every simulated file in it.
 
 Produces metrics rows (metrics.csv columns), slot-F1 references, per-event reversal comparisons and
 the windowed series the plots draw. An event whose files disagree (lengths, slots, columns) fails

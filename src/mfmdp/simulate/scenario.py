@@ -436,7 +436,7 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     from mfmdp.experiment import prepare
     from mfmdp.simulate.methods import get_method
     from mfmdp.core.atomic import atomic_write_json, atomic_write_parquet
-    from mfmdp.simulate.rundir import RunDir, event_slug, labels_frame, tree_hash, write_manifest
+    from mfmdp.simulate.results import RunDir, event_slug, labels_frame, tree_hash, write_manifest
 
     import torch
 
