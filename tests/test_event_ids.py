@@ -24,6 +24,7 @@ def test_plain_ids_keep_their_name_and_others_get_a_hashed_slug():
     assert a != b and a.isascii() and b.isascii()
     assert event_slug("a b") != event_slug("a_b") == "a_b"
     assert len(event_slug("x" * 500)) < 80
+    assert "\n" not in event_slug("ev1\n") and event_slug("ev1\n") != event_slug("ev1")  # a trailing newline too
 
 
 @pytest.mark.parametrize("bad", ["..", ".", "../escape", "/etc/passwd", "a/../../b", ".hidden", "", "\\..\\x"])
@@ -40,7 +41,7 @@ def _write_event(rd: RunDir, event_id: str, seed: int) -> None:
     n = 400
     codes = real_codes(n, rng, reverses=seed == 0)
     rd.write_real(event_id, frame(codes, np.zeros(n, bool), sim=False))
-    frame(codes, np.zeros(n, bool), sim=True).to_parquet(rd.sim_path(event_id, "mf_mdp", 0), index=False)
+    rd.write_sim(event_id, "mf_mdp", 0, frame(codes, np.zeros(n, bool), sim=True))
 
 
 def test_two_chinese_ids_give_two_folders_and_keep_their_ids_in_the_report(tmp_path):
