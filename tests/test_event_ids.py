@@ -80,7 +80,8 @@ def test_titles_use_an_installed_cjk_font_when_there_is_one(monkeypatch):
 def test_scenario_with_two_chinese_ids_writes_two_folders_and_two_plots(tmp_path_factory, tmp_path):
     from experiment_helpers import trained_tiny_run
     from mfmdp.data.synthetic import generate_event
-    from mfmdp.simulate.scenario import load_trained, run_scenario
+    from mfmdp.evaluate.whatif import run_scenario
+    from mfmdp.simulate.scenario import load_trained
 
     run_root = trained_tiny_run(tmp_path_factory)
     base = generate_event("rumor_debunked", n_responses=200, seed=21)
@@ -89,7 +90,7 @@ def test_scenario_with_two_chinese_ids_writes_two_folders_and_two_plots(tmp_path
     run = load_trained(run_root, methods=["mf_mdp"], cache_dir=tmp_path / "cache")
     summary = run_scenario(run, events, [], out, seeds=[0], progress=False)
     assert len(set(summary["plots"])) == 2
-    assert sorted(p.name for p in (out / "events").iterdir()) == sorted(event_slug(i) for i in CHINESE_IDS)
+    assert sorted(p.name for p in (out / "baseline" / "events").iterdir()) == sorted(event_slug(i) for i in CHINESE_IDS)
     assert [e["event"] for e in json.loads((out / "summary.json").read_text())["events"]] == list(CHINESE_IDS)
 
 
