@@ -1,4 +1,4 @@
-"""Builds tiny run directories in the agreed layout (RUN_DIR/events/<id>/real.parquet, sim__*.parquet)
+"""Builds tiny run directories in the layout of mfmdp.simulate.results (RUN_DIR/events/<id>/real.parquet, sim__*.parquet)
 for the evaluation tests: real labels with a known trajectory, simulated runs of known quality."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mfmdp.core.schema import DIMENSIONS
+from mfmdp.simulate.results import DONE_FILE, EVENTS_DIR, MANIFEST_FILE, REAL_FILE, sim_file
 
 WARMUP = 160
 STEP = 16
@@ -63,17 +64,17 @@ def make_run_dir(root: Path, n_events: int = 3, n: int = 900, seeds: tuple[int, 
     methods = methods or {"direct": 0.9, "mf_mdp": 0.1, "persistence": 0.6, "no_sampling": 0.3}
     rng = np.random.default_rng(0)
     for e in range(n_events):
-        ev_dir = root / "events" / f"ev{e}"
+        ev_dir = root / EVENTS_DIR / f"ev{e}"
         ev_dir.mkdir(parents=True)
         codes = real_codes(n, rng, reverses=(e == 0))
         is_signal = np.zeros(n, dtype=bool)
         is_signal[[i for i in (200, 201, 650) if i < n]] = True
-        frame(codes, is_signal, sim=False).to_parquet(ev_dir / "real.parquet", index=False)
+        frame(codes, is_signal, sim=False).to_parquet(ev_dir / REAL_FILE, index=False)
         for method, flip in methods.items():
             for s in seeds:
                 sim = noisy_copy(codes, rng, flip)
                 frame(sim, is_signal, sim=True, nll=0.9 if method == "mf_mdp" else None).to_parquet(
-                    ev_dir / f"sim__{method}__seed{s}.parquet", index=False)
-        (ev_dir / "done.json").write_text("{}")
-    (root / "manifest.json").write_text(json.dumps(manifest or {"seeds": list(seeds)}))
+                    ev_dir / sim_file(method, s), index=False)
+        (ev_dir / DONE_FILE).write_text("{}")
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest or {"seeds": list(seeds)}))
     return root

@@ -99,8 +99,8 @@ def test_cli_evaluate_prints_table1_and_writes_outputs(tmp_path):
 
 
 def test_reads_run_dirs_written_by_the_simulators_writer(tmp_path):
-    """The agreed layout as mfmdp.simulate.rundir writes it (real + sim frames) is read back as written."""
-    rundir = pytest.importorskip("mfmdp.simulate.rundir")
+    """The agreed layout as mfmdp.simulate.results writes it (real + sim frames) is read back as written."""
+    from mfmdp.simulate import results
     from mfmdp.core.schema import DIMENSIONS, Labels
 
     rng = np.random.default_rng(0)
@@ -110,16 +110,16 @@ def test_reads_run_dirs_written_by_the_simulators_writer(tmp_path):
     steps_of = np.arange(n) // 16
     is_signal = np.zeros(n, dtype=bool)
     is_signal[300] = True
-    rd = rundir.RunDir(tmp_path / "run")
-    rundir.atomic_write_parquet(rd.real_path("topic/1"), rundir.labels_frame(real, steps_of, is_signal, warm))
-    frame = rundir.labels_frame(sim, steps_of, is_signal, warm)
-    frame["nll"] = 1.5
-    rundir.atomic_write_parquet(rd.sim_path("topic/1", "mf_mdp", 3), frame)
+    rd = results.RunDir(tmp_path / "run")
+    rd.write_real("topic/1", results.labels_frame(real, steps_of, is_signal, warm))
+    frame = results.sim_frame(sim, steps_of, is_signal, warm, nll=np.full(n, 1.5))
+    rd.write_sim("topic/1", "mf_mdp", 3, frame)
     ev = evaluate_run(tmp_path / "run", thresholds=ReversalThresholds(0.3, 2), show_progress=False)
     m = ev.metrics
     assert set(m["method"]) == {"mf_mdp", "oracle"} and set(m["seed"]) == {3}
     row = m[(m["method"] == "mf_mdp") & (m["setting"] == "long") & (m["dimension"] == "state")].iloc[0]
     assert row["responses"] == n - warm - 1 and row["nll"] == pytest.approx(1.5)
+    assert set(m["event"]) == {"topic/1"}  # the id, not its folder's slug
 
 
 def test_plot_selection_prefers_big_reversals_then_long_events():

@@ -13,7 +13,7 @@ import pytest
 from evaluate_helpers import frame, real_codes
 from mfmdp.evaluate import plots
 from mfmdp.evaluate.runs import evaluate_run
-from mfmdp.simulate.rundir import RunDir, event_slug
+from mfmdp.simulate.results import RunDir, event_slug
 
 CHINESE_IDS = ("新冠疫苗谣言", "地震预警谣言")
 
@@ -24,6 +24,7 @@ def test_plain_ids_keep_their_name_and_others_get_a_hashed_slug():
     assert a != b and a.isascii() and b.isascii()
     assert event_slug("a b") != event_slug("a_b") == "a_b"
     assert len(event_slug("x" * 500)) < 80
+    assert "\n" not in event_slug("ev1\n") and event_slug("ev1\n") != event_slug("ev1")  # a trailing newline too
 
 
 @pytest.mark.parametrize("bad", ["..", ".", "../escape", "/etc/passwd", "a/../../b", ".hidden", "", "\\..\\x"])
@@ -40,7 +41,7 @@ def _write_event(rd: RunDir, event_id: str, seed: int) -> None:
     n = 400
     codes = real_codes(n, rng, reverses=seed == 0)
     rd.write_real(event_id, frame(codes, np.zeros(n, bool), sim=False))
-    frame(codes, np.zeros(n, bool), sim=True).to_parquet(rd.sim_path(event_id, "mf_mdp", 0), index=False)
+    rd.write_sim(event_id, "mf_mdp", 0, frame(codes, np.zeros(n, bool), sim=True))
 
 
 def test_two_chinese_ids_give_two_folders_and_keep_their_ids_in_the_report(tmp_path):
@@ -79,7 +80,8 @@ def test_titles_use_an_installed_cjk_font_when_there_is_one(monkeypatch):
 def test_scenario_with_two_chinese_ids_writes_two_folders_and_two_plots(tmp_path_factory, tmp_path):
     from experiment_helpers import trained_tiny_run
     from mfmdp.data.synthetic import generate_event
-    from mfmdp.simulate.scenario import load_trained, run_scenario
+    from mfmdp.evaluate.whatif import run_scenario
+    from mfmdp.simulate.scenario import load_trained
 
     run_root = trained_tiny_run(tmp_path_factory)
     base = generate_event("rumor_debunked", n_responses=200, seed=21)
@@ -88,7 +90,7 @@ def test_scenario_with_two_chinese_ids_writes_two_folders_and_two_plots(tmp_path
     run = load_trained(run_root, methods=["mf_mdp"], cache_dir=tmp_path / "cache")
     summary = run_scenario(run, events, [], out, seeds=[0], progress=False)
     assert len(set(summary["plots"])) == 2
-    assert sorted(p.name for p in (out / "events").iterdir()) == sorted(event_slug(i) for i in CHINESE_IDS)
+    assert sorted(p.name for p in (out / "baseline" / "events").iterdir()) == sorted(event_slug(i) for i in CHINESE_IDS)
     assert [e["event"] for e in json.loads((out / "summary.json").read_text())["events"]] == list(CHINESE_IDS)
 
 

@@ -15,7 +15,7 @@ from mfmdp.core.schema import DIMENSIONS
 from mfmdp.simulate.prepare import PreparedEvent, prepare_events
 from mfmdp.simulate.runner import make_replay_for, simulate_method
 from mfmdp.simulate.methods import ALL_METHODS, get_method
-from mfmdp.simulate.rundir import RunDir
+from mfmdp.simulate.results import RunDir
 
 METRIC_COLUMNS = ["setting", "method", "dimension", "event", "seed", "kl", "js", "wasserstein", "dtw",
                   "matched_accuracy", "kl_step", "macro_f1", "micro_f1", "nll", "responses", "steps"]

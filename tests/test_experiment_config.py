@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from experiment_helpers import tiny_config, trained_tiny_run
 from mfmdp.cli import app
 from mfmdp.simulate.config import ConfigError, load_config
-from mfmdp.simulate.rundir import RunDir
+from mfmdp.simulate.results import RunDir
 from mfmdp.simulate.stages import ResumeRefused
 
 runner = CliRunner()

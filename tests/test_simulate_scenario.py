@@ -16,8 +16,10 @@ from mfmdp.core.records import Signal
 from mfmdp.data.scenario import write_scenario
 from mfmdp.data.stepping import make_steps
 from mfmdp.data.synthetic import generate_event, write_synthetic
-from mfmdp.simulate.scenario import (coverage_warning, effect_summary, load_trained, run_scenario, signal_coverage,
-                                     simulate_event, windowed_states)
+from mfmdp.evaluate.whatif import effect_summary, run_scenario
+from mfmdp.evaluate.windows import windowed_states
+from mfmdp.simulate.results import REAL_FILE, RunDir, read_manifest, sim_files
+from mfmdp.simulate.scenario import coverage_warning, load_trained, signal_coverage, simulate_event
 
 CLARIFICATION = "【澄清】网传消息系不实信息，请勿传播。"
 
@@ -43,6 +45,30 @@ def test_windowed_states_counts_only_known_agent_states():
     # known agent slots: 0,1,2,4,6,7 -> windows (0,1), (2,4), (6,7)
     assert centres.tolist() == [1, 4, 7]
     assert np.allclose(shares, [[1, 0, 0], [0, 0.5, 0.5], [1, 0, 0]])
+
+
+def _windowed_states_reference(codes, agent, window, stride):
+    """The scenario windows as first written (one-hot cumulative sums), before they moved to
+    mfmdp.evaluate.windows and were expressed with group_counts."""
+    idx = np.flatnonzero(agent & (codes >= 0))
+    if len(idx) == 0:
+        return np.zeros(0), np.zeros((0, 3))
+    window = min(window, len(idx))
+    starts = np.arange(0, len(idx) - window + 1, max(1, stride))
+    onehot = np.zeros((len(idx), 3))
+    onehot[np.arange(len(idx)), codes[idx]] = 1.0
+    csum = np.r_[np.zeros((1, 3)), np.cumsum(onehot, axis=0)]
+    return idx[starts + window // 2], (csum[starts + window] - csum[starts]) / window
+
+
+@pytest.mark.parametrize("n,window,stride", [(500, 32, 8), (500, 128, 32), (40, 128, 32), (97, 10, 1), (0, 8, 2)])
+def test_windowed_states_unchanged_by_the_move(n, window, stride):
+    rng = np.random.default_rng(n + window)
+    codes = rng.integers(-1, 3, n).astype(np.int8)
+    agent = rng.random(n) > 0.1
+    got, want = windowed_states(codes, agent, window, stride), _windowed_states_reference(codes, agent, window, stride)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert got[1].shape[1] == 3 and (n == 0 or len(got[0]) > 0)
 
 
 def test_signal_coverage_and_warning(rumor):
@@ -85,13 +111,17 @@ def test_run_scenario_writes_trajectories_plot_summary_manifest(run_root, rumor,
     signals = [signal_at(rumor, 20), signal_at(rumor, 150)]  # the first falls in the warm-up
     out = tmp_path / "scen"
     summary = run_scenario(run, [rumor], signals, out, method="mf_mdp", seeds=[0, 1], progress=False)
-    ev_dir = out / "events" / rumor.id
-    for kind in ("baseline", "scenario"):
+    for kind in ("baseline", "scenario"):  # two run directories in the layout of mfmdp.simulate.results
+        ev_dir = out / kind / "events" / rumor.id
+        assert [(m, s) for m, s, _ in sim_files(ev_dir)] == [("mf_mdp", 0), ("mf_mdp", 1)]
         for seed in (0, 1):
-            df = pd.read_parquet(ev_dir / f"{kind}__mf_mdp__seed{seed}.parquet")
+            df = pd.read_parquet(ev_dir / f"sim__mf_mdp__seed{seed}.parquet")
             assert len(df) == len(rumor) and {"state", "text", "warmup", "is_signal"} <= set(df.columns)
-            assert (ev_dir / f"trajectory_{kind}__mf_mdp__seed{seed}.parquet").is_file()
-    assert (ev_dir / "real.parquet").is_file()
+            assert (ev_dir / f"trajectory__mf_mdp__seed{seed}.parquet").is_file()
+        assert pd.read_parquet(ev_dir / REAL_FILE).attrs["event_id"] == rumor.id
+        tree = read_manifest(out / kind)
+        assert tree["kind"] == f"scenario {kind}" and tree["display_names"] == {"mf_mdp": "MF-MDP"}
+    assert sorted(p.name for p in out.iterdir()) == ["baseline", "manifest.json", "plots", "scenario", "summary.json"]
     png = out / summary["plots"][0]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     on_disk = json.loads((out / "summary.json").read_text())
@@ -100,6 +130,7 @@ def test_run_scenario_writes_trajectories_plot_summary_manifest(run_root, rumor,
     ev = on_disk["events"][0]
     assert ev["identical_before_injection"] and ev["responses_compared"] > 0
     assert [s["step"] for s in ev["injected"]] == sorted(s["step"] for s in ev["injected"])
+    assert on_disk["runs"] == ["baseline", "scenario"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "scenario" and manifest["seeds"] == [0, 1]
 
@@ -146,6 +177,19 @@ def test_cli_simulate_with_scenario(run_root, rumor, tmp_path):
     assert res.exit_code == 0, res.output
     assert "effect" in res.output and (out / "summary.json").is_file()
     assert len(list((out / "plots").glob("*.png"))) == 1
+    assert str(out / "baseline") in " ".join(res.output.split())
+
+    # both trees are run directories: `mfmdp evaluate` scores them like a run of `mfmdp run`
+    for kind in ("baseline", "scenario"):
+        res = CliRunner().invoke(app, ["evaluate", str(out / kind), "--window", "32", "--n-boot", "50",
+                                       "--max-event-plots", "1"])
+        assert res.exit_code == 0, res.output
+        metrics = pd.read_csv(out / kind / "metrics.csv")
+        assert set(metrics["method"]) == {"mf_mdp", "oracle"} and set(metrics["seed"]) == {0, 1}
+        assert set(metrics["event"]) == {rumor.id} and metrics["kl"].notna().any()
+    res = CliRunner().invoke(app, ["evaluate", str(out)])  # OUT itself is not a run: say which folders are
+    assert res.exit_code == 1 and "no events/ folder" in res.output, res.output
+    assert str(out / "baseline") in " ".join(res.output.split())
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"time": "2020-01-01T00:00:00+08:00", "source": "gov"}\n')
@@ -163,10 +207,11 @@ def test_cli_without_scenario_simulates_baseline_only(run_root, rumor, tmp_path)
     res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--seeds", "3", "--out", str(out),
                                    "--method", "direct"])
     assert res.exit_code == 0, res.output
-    ev_dir = out / "events" / rumor.id
-    assert (ev_dir / "baseline__direct__seed3.parquet").is_file()
-    assert not list(ev_dir.glob("scenario__*"))
-    sim = pd.read_parquet(ev_dir / "baseline__direct__seed3.parquet")
+    ev_dir = RunDir(out / "baseline").event_dir(rumor.id)
+    assert (ev_dir / "sim__direct__seed3.parquet").is_file()
+    assert not (out / "scenario").exists()
+    assert json.loads((out / "summary.json").read_text())["runs"] == ["baseline"]
+    sim = pd.read_parquet(ev_dir / "sim__direct__seed3.parquet")
     assert Labels({"state": sim["state"].to_numpy(np.int8)}).n == len(rumor)
 
 
@@ -185,7 +230,7 @@ def test_cli_annotator_override_for_events_without_labels(run_root, rumor, tmp_p
     res = CliRunner().invoke(app, ["simulate", str(run_root), str(events), "--seeds", "0", "--out", str(out),
                                    "--annotator", "offline:nosnownlp"])
     assert res.exit_code == 0, res.output
-    assert (out / "events" / rumor.id / "baseline__mf_mdp__seed0.parquet").is_file()
+    assert (out / "baseline" / "events" / rumor.id / "sim__mf_mdp__seed0.parquet").is_file()
 
 
 def test_llm_summariser_of_the_run_is_used(run_root, rumor, tmp_path):

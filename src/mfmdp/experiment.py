@@ -15,31 +15,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from mfmdp.core.atomic import atomic_write_json, atomic_write_parquet
-from mfmdp.core.schema import Labels
+from mfmdp.core.atomic import atomic_write_json
 from mfmdp.simulate.config import ConfigError, ExperimentConfig
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.simulate.models import (Models, agent_specs, check_models, needed_transitions, reuse_models,
                                    synopsis_factory, train_policy, train_transition)
-from mfmdp.simulate.prepare import PreparedEvent, prepare_sides, select_sides
-from mfmdp.simulate.rundir import RunDir, labels_frame, tree_hash, write_manifest
+from mfmdp.simulate.prepare import prepare_sides, select_sides
+from mfmdp.simulate.results import RunDir, labels_frame, sim_frame, tree_hash, write_manifest
 from mfmdp.simulate.runner import make_replay_for, policy_nll, run_tasks
 from mfmdp.simulate.stages import EVERYTHING, check_marker, record_config, stage_record
 
 log = logging.getLogger(__name__)
-
-
-def _write_sim(rd: RunDir, p: PreparedEvent, replay, method: str, seed: int, labels: Labels,
-               traj: pd.DataFrame | None, nll: np.ndarray) -> None:
-    df = labels_frame(labels, p.steps.step_of(), p.steps.is_signal, replay.warmup_slots)
-    texts = traj.attrs.get("texts") if traj is not None else None
-    df["text"] = texts if texts is not None else [None] * len(df)
-    df["nll"] = nll
-    if traj is not None:
-        atomic_write_parquet(rd.trajectory_path(p.event.id, method, seed), traj)
-    atomic_write_parquet(rd.sim_path(p.event.id, method, seed), df)
 
 
 class StageClock:
@@ -96,8 +83,8 @@ def claim_events(cfg: ExperimentConfig, out: Path) -> None:
 def mark_done(rd: RunDir, event_id: str, cfg: ExperimentConfig, specs: list[MethodSpec]) -> None:
     """done.json: which methods and seeds the event's simulations cover (rewritten when they grow)."""
     done = {"methods": [s.name for s in specs], "seeds": cfg.simulation.seeds}
-    if not rd.is_done(event_id) or json.loads(rd.done_path(event_id).read_text()) != done:
-        atomic_write_json(rd.done_path(event_id), done)
+    if rd.read_done(event_id) != done:
+        rd.write_done(event_id, done)
 
 
 def require_inputs(cfg: ExperimentConfig, test_data: str | None) -> None:
@@ -207,7 +194,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
                 if key not in nll_cache:
                     nll_cache[key] = policy_nll(cfg, spec, by_id[eid], models)
                 nll = nll_cache[key]
-            _write_sim(rd, by_id[eid], replays[eid], method, seed, labels, traj, nll)
+            p = by_id[eid]
+            frame = sim_frame(labels, p.steps.step_of(), p.steps.is_signal, replays[eid].warmup_slots, traj, nll)
+            rd.write_sim(eid, method, seed, frame, traj)
             pending[eid] -= 1
             if pending[eid] == 0:
                 mark_done(rd, eid, cfg, specs)

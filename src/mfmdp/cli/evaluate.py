@@ -33,7 +33,8 @@ def _print_table(console: Console, title: str, path: Path, horizons: dict) -> No
 
 
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory written by `mfmdp simulate` (events/<id>/*.parquet)."),
+    run_dir: Path = typer.Argument(..., help="Run directory of `mfmdp run`, or OUT/baseline or OUT/scenario "
+                                             "of `mfmdp simulate` (events/<slug>/*.parquet)."),
     reversal_thresholds: Path = typer.Option(None, "--reversal-thresholds",
                                              help="JSON of fitted reversal thresholds (magnitude, duration)."),
     fit_thresholds_on: Path = typer.Option(None, "--fit-thresholds-on",

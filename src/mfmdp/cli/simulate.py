@@ -40,14 +40,16 @@ def simulate(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip broken files of an EVENTS_PATH folder (counted and named) instead of stopping"),
 ) -> None:
     """Simulate events with a trained run's models; with --scenario also with the injected signals,
-    and compare (PNG with bands over seeds + summary.json)."""
+    and compare (PNG with bands over seeds + summary.json). The simulations are written as run
+    directories OUT/baseline and OUT/scenario (`mfmdp evaluate OUT/baseline` scores them)."""
     from rich.markup import escape
 
     from mfmdp.cli.data import SKIP_BAD_HINT, print_skipped_sources
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
     from mfmdp.data.scenario import load_scenario
-    from mfmdp.simulate.scenario import check_out, load_trained, run_scenario
+    from mfmdp.evaluate.whatif import run_scenario
+    from mfmdp.simulate.scenario import check_out, load_trained
 
     console = Console()
     seed_list = parse_seeds(seeds)
@@ -94,4 +96,6 @@ def simulate(
         else:
             console.print(f"{ev['event']}: simulated {len(ev['seeds'])} seed(s)")
     console.print(f"[bold green]plots:[/] {', '.join(str(out / p) for p in summary['plots'])}")
+    console.print(f"[bold green]simulated runs:[/] {', '.join(str(out / r) for r in summary['runs'])} "
+                  "(run directories: score one with `mfmdp evaluate`)")
     console.print(f"[bold green]summary:[/] {out / 'summary.json'}")

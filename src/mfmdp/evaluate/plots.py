@@ -1,4 +1,4 @@
-"""PNG plots for the report (matplotlib's object API with the Agg canvas; no global pyplot state).
+"""PNG plots for the report and for what-if scenarios (matplotlib's object API with the Agg canvas; no global pyplot state).
 
 Titles carry event ids, often Chinese. Matplotlib's bundled DejaVu has no CJK glyphs (boxes plus a
 warning per glyph), so `plot_text` draws such titles with an installed CJK font when the machine has
@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mfmdp.core.schema import DIMENSIONS, STATES
+from mfmdp.evaluate.windows import SEED_BAND, band, windowed_states
 
 STATE_COLOURS = {"positive": "#2a9d8f", "neutral": "#8d99ae", "negative": "#e63946"}
 # tried first (by family name); any other installed font with CJK glyphs is the fallback
@@ -141,4 +142,58 @@ def radar_plot(values: dict[str, dict[str, float]], names: dict[str, str], title
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.35, 1.1))
+    return _save(fig, path)
+
+
+def scenario_plot(outcome, method_display: str, path: Path, window: int = 128, stride: int | None = None) -> Path:
+    """Net polarity and the three state shares along the event: real (dotted), baseline and scenario
+    (mean over seeds with a 10-90 % band), warm-up shaded, signals as vertical lines. `outcome` is a
+    mfmdp.simulate.scenario.EventOutcome.
+
+    x is the response index (real events have long tails: months of stragglers after a day of
+    activity, which a time axis squeezes into a corner); the top axis gives hours at those indices.
+    """
+    n_agents = int(outcome.agent.sum())
+    window = max(8, min(window, n_agents // 4 or 8))
+    stride = stride or max(1, window // 4)
+    slots = np.arange(len(outcome.times), dtype=float)
+    hours = (outcome.times - float(outcome.times[0])) / 3600.0
+    real_c, real_s = windowed_states(outcome.real.codes["state"], outcome.agent, window, stride)
+    panels = [("net polarity (pos - neg)", None)] + [(f"{s} share", k) for k, s in enumerate(STATES)]
+    fig = Figure(figsize=(10, 8.5), layout="constrained")
+    axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
+    runs = [("baseline", outcome.baseline, "#1d3557")]
+    if outcome.scenario:
+        runs.append(("scenario", outcome.scenario, "#e76f51"))
+    bands = {name: band(labs, outcome.agent, window, stride) for name, labs, _ in runs}
+    for ax, (title, k) in zip(axes, panels):
+        real_y = real_s[:, 0] - real_s[:, 2] if k is None else real_s[:, k]
+        ax.plot(real_c, real_y, color="#6c757d", lw=1.2, ls=":", label="real")
+        for name, labs, colour in runs:
+            b = bands[name]
+            mean, lo_, hi_ = ((b["net_mean"], b["net_lo"], b["net_hi"]) if k is None
+                              else (b["shares_mean"][:, k], b["shares_lo"][:, k], b["shares_hi"][:, k]))
+            ax.plot(b["centres"], mean, color=colour, lw=1.6, label=f"{name} (mean of {len(labs)} seeds)")
+            ax.fill_between(b["centres"], lo_, hi_, color=colour, alpha=0.2, lw=0)
+        ax.axvspan(0, outcome.warmup_slots, color="#adb5bd", alpha=0.25, lw=0)
+        for slot in np.flatnonzero(~outcome.agent):  # signals already in the data
+            ax.axvline(slot, color="#6c757d", lw=0.8, ls="-.")
+        for sig in outcome.injected:
+            ax.axvline(int(outcome.bounds[sig["step"]]), color="#d62828", lw=1.0, ls="--")
+        ax.set_ylabel(title, fontsize=8)
+        ax.set_ylim(-1.05, 1.05) if k is None else ax.set_ylim(0, 1)
+        ax.set_xlim(0, len(slots))
+        ax.tick_params(labelsize=7)
+    top = axes[0].secondary_xaxis("top", functions=(lambda x: np.interp(x, slots, hours),
+                                                    lambda h: np.interp(h, hours, slots)))
+    at = hours[np.linspace(0, len(hours) - 1, 7).astype(int)]
+    top.set_ticks(at, labels=[f"{h:.1f} h" if h < 48 else f"{h / 24:.0f} d" for h in at])
+    top.set_xlabel("time since the first response", fontsize=7)
+    top.tick_params(labelsize=6)
+    axes[0].legend(fontsize=7, loc="best")
+    axes[-1].set_xlabel("response index (shaded: warm-up replayed; red dashes: injected signals, at the start of "
+                        "their step; grey dash-dots: signals in the data)", fontsize=8)
+    title, font = plot_text(f"{outcome.event_id} - {method_display}: scenario vs baseline "
+                            f"(windows of {window} responses, band = {SEED_BAND[0]}-{SEED_BAND[1]} % over seeds)")
+    fig.suptitle(title, fontsize=9, **font)
     return _save(fig, path)

@@ -21,7 +21,7 @@ from mfmdp.evaluate.runs import RunEvaluation, evaluate_run
 from mfmdp.evaluate.tables import (ALL_DIMENSIONS, PRIMARY, SECONDARY, TABLE1_METHODS, TABLE2_METHODS,
                                    comparisons, display_names, horizon_sizes, markdown, ordered_methods,
                                    summarise, wide_table)
-from mfmdp.simulate.rundir import event_slug
+from mfmdp.simulate.results import event_slug
 
 MAX_LISTED_REVERSAL_EVENTS = 10  # below this many reversal events, list each event, not percentages
 

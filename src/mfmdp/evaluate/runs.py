@@ -1,4 +1,4 @@
-"""Read a run directory (layout in mfmdp.simulate.rundir) and score every simulated file in it.
+"""Score every simulated file of a run directory (read through mfmdp.simulate.results, which owns the layout).
 
 Produces metrics rows (metrics.csv columns), slot-F1 references, per-event reversal comparisons and
 the windowed series the plots draw. An event whose files disagree (lengths, slots, columns) fails
@@ -7,9 +7,7 @@ with an error naming the file; nothing is silently skipped.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +23,12 @@ from mfmdp.evaluate.protocol import METRICS, SETTINGS, evaluate_event, horizons
 from mfmdp.evaluate.reversal import (DEFAULT_THRESHOLDS, ReversalThresholds, compare_reversals, fit_reversal_thresholds,
                                      null_false_positive_rate, polarity_series)
 from mfmdp.evaluate.windows import group_counts, steps_from_column, window_ids
+from mfmdp.simulate import results
 
 log = logging.getLogger(__name__)
 
 METRICS_CSV_COLUMNS: tuple[str, ...] = ("setting", "method", "dimension", "event", "seed", *METRICS,
                                         "responses", "steps")
-SIM_FILE = re.compile(r"^sim__(?P<method>[A-Za-z0-9_]+)__seed(?P<seed>\d+)\.parquet$")
 THRESHOLDS_FILE = "reversal_thresholds.json"
 
 
@@ -54,77 +52,16 @@ class RunEvaluation:
     manifest: dict = field(default_factory=dict)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types; name the file either way
-        raise ValueError(f"{path}: cannot read Parquet ({exc})") from exc
-
-
-def _labels(df: pd.DataFrame, path: Path) -> Labels:
-    missing = [d for d in DIMENSIONS if d not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing label column(s) {', '.join(missing)}")
-    codes = {}
-    for d in DIMENSIONS:
-        col = df[d].to_numpy()
-        if len(col) and (col.min() < -1 or col.max() >= len(DIMENSIONS[d])):
-            raise ValueError(f"{path}: column {d!r} has codes outside -1..{len(DIMENSIONS[d]) - 1}")
-        codes[d] = col.astype(np.int8)
-    return Labels(codes)
-
-
-def _require(df: pd.DataFrame, cols: tuple[str, ...], path: Path) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-
-
 def load_event(event_dir: Path, with_sims: bool = True) -> EventData:
     """The event's real labels and steps, and (with_sims) every sim file checked against them."""
-    real_path = event_dir / "real.parquet"
-    real_df = _read_parquet(real_path)
-    event_id = real_df.attrs.get("event_id", event_dir.name)  # folders are slugs; older runs: the name
-    _require(real_df, ("slot", "step", "is_signal", "warmup"), real_path)
-    real_df = real_df.sort_values("slot", kind="stable").reset_index(drop=True)
-    warm = real_df["warmup"].to_numpy(bool)
-    warmup_slots = int(warm.sum())
-    if not warm[:warmup_slots].all():
-        raise ValueError(f"{real_path}: warm-up slots must be a prefix of the event")
+    event_id, real_df = results.read_real(event_dir)
     steps = Steps(bounds=steps_from_column(real_df["step"].to_numpy()),
                   is_signal=real_df["is_signal"].to_numpy(bool))
     slots = real_df["slot"].to_numpy()
-    real = _labels(real_df, real_path)
-    sims = {}
-    for path in sorted(event_dir.glob("sim__*.parquet")) if with_sims else []:
-        m = SIM_FILE.match(path.name)
-        if not m:
-            raise ValueError(f"{path}: name does not follow sim__<method>__seed<k>.parquet")
-        df = _read_parquet(path)
-        _require(df, ("slot",), path)
-        df = df.sort_values("slot", kind="stable").reset_index(drop=True)
-        if len(df) != len(real_df) or not np.array_equal(df["slot"].to_numpy(), slots):
-            raise ValueError(f"{path}: slots differ from {real_path.name} ({len(df)} vs {len(real_df)} rows)")
-        nll = df["nll"].to_numpy(np.float64) if "nll" in df.columns else None
-        sims[(m["method"], int(m["seed"]))] = (_labels(df, path), nll)
-    return EventData(event_id, real, steps, warmup_slots, sims)
-
-
-def event_dirs(run_dir: Path) -> list[Path]:
-    root = Path(run_dir) / "events"
-    if not root.is_dir():
-        raise ValueError(f"{run_dir}: no events/ folder (not a run directory)")
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "real.parquet").exists())
-
-
-def read_manifest(run_dir: Path) -> dict:
-    path = Path(run_dir) / "manifest.json"
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from exc
+    real = results.frame_labels(real_df, Path(event_dir) / results.REAL_FILE)
+    sims = {(method, seed): results.read_sim(path, slots)
+            for method, seed, path in (results.sim_files(event_dir) if with_sims else [])}
+    return EventData(event_id, real, steps, int(real_df["warmup"].sum()), sims)
 
 
 def windowed_shares(codes: np.ndarray, slots: np.ndarray, window: int, k: int) -> np.ndarray:
@@ -158,9 +95,9 @@ def evaluate_run(run_dir: str | Path, thresholds: ReversalThresholds | None = No
     events that have no oracle file. Thresholds: given > RUN_DIR/reversal_thresholds.json > fitted on
     this run's real events (flagged in the report)."""
     run_dir = Path(run_dir)
-    dirs = event_dirs(run_dir)
+    dirs = results.event_dirs(run_dir)
     if not dirs:
-        raise ValueError(f"{run_dir}/events: no event folder with a real.parquet")
+        raise ValueError(f"{run_dir}/{results.EVENTS_DIR}: no event folder with a {results.REAL_FILE}")
     long_slots = {}
     real_codes = []  # scored state codes per event, for thresholds and the null FP rate
     for d in dirs:  # first pass: real labels only (sim files are read one event at a time below)
@@ -203,13 +140,13 @@ def evaluate_run(run_dir: str | Path, thresholds: ReversalThresholds | None = No
     metrics = pd.DataFrame(rows, columns=list(METRICS_CSV_COLUMNS))
     fp = null_false_positive_rate(real_codes, th, window)
     return RunEvaluation(metrics, pd.DataFrame(refs), pd.DataFrame(revs), th, fp, series,
-                         read_manifest(run_dir))
+                         results.read_manifest(run_dir))
 
 
 def fit_thresholds_from_run(train_run_dir: str | Path, window: int = 128, seed: int = 0) -> ReversalThresholds:
     """Reversal thresholds fitted on the real trajectories of another run directory (training events)."""
     codes = []
-    for d in event_dirs(Path(train_run_dir)):
+    for d in results.event_dirs(Path(train_run_dir)):
         ev = load_event(d, with_sims=False)
         (hz,) = horizons(ev.real.n, ev.steps, ev.warmup_slots, ("long",), window=window)
         codes.append(ev.real.codes["state"][hz.slots])

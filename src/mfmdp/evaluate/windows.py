@@ -5,6 +5,9 @@ Windows are consecutive runs of `window` *scored* responses; a final partial win
 half a window is merged into the previous one (so every scored response counts and no window is a
 handful of responses whose mix is noise); a partial window of at least half a window stands alone;
 a horizon shorter than one window is a single window.
+
+What-if scenario plots use sliding windows instead (`windowed_states`, `band`): overlapping windows
+of a fixed number of the crowd's responses, for curves along the whole event.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mfmdp.core.schema import STATES, Labels
 from mfmdp.data.stepping import Steps
 
 SMOOTHING = 0.5  # add-1/2 (Jeffreys) smoothing of counts before any divergence
@@ -110,3 +114,42 @@ def steps_from_column(step: np.ndarray) -> np.ndarray:
 def check_steps(steps: Steps, n: int, what: str) -> None:
     if int(steps.bounds[-1]) != n:
         raise ValueError(f"{what}: steps cover {int(steps.bounds[-1])} slots but labels have {n}")
+
+
+# --- a what-if scenario's sliding windows (mfmdp.evaluate.whatif, plots.scenario_plot) -----------
+SEED_BAND = (10, 90)  # percentiles of a scenario's band over seeds
+
+
+def windowed_states(codes: np.ndarray, agent: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(window centres as slot indices [W], state shares [W, S]) over the agents' slots with known
+    states; windows of `window` agent slots every `stride`.
+
+    Unlike `window_ids` (consecutive windows that partition the scored responses, short tail merged),
+    these windows slide and overlap; each is the difference of cumulative `group_counts` (one group
+    per known agent slot), so a window's shares are its counts over its `window` responses."""
+    idx = np.flatnonzero(agent & (codes >= 0))
+    S = len(STATES)
+    if len(idx) == 0:
+        return np.zeros(0), np.zeros((0, S))
+    window = min(window, len(idx))
+    starts = np.arange(0, len(idx) - window + 1, max(1, stride))
+    per_slot = group_counts(codes[idx], np.arange(len(idx)), len(idx), S)  # [m, S] one-hot
+    csum = np.r_[np.zeros((1, S)), np.cumsum(per_slot, axis=0)]
+    shares = (csum[starts + window] - csum[starts]) / window
+    centres = idx[starts + window // 2]
+    return centres, shares
+
+
+def band(runs: dict[int, Labels], agent: np.ndarray, window: int, stride: int) -> dict:
+    """Mean and 10-90 % band over seeds of the windowed shares and net polarity (positive - negative)."""
+    series = [windowed_states(lab.codes["state"], agent, window, stride) for lab in runs.values()]
+    centres = series[0][0]
+    shares = np.stack([s for _, s in series])  # [seeds, W, S]
+    net = shares[..., 0] - shares[..., 2]
+    lo, hi = SEED_BAND
+    return {
+        "centres": centres,
+        "shares_mean": shares.mean(0), "shares_lo": np.percentile(shares, lo, 0), "shares_hi": np.percentile(shares, hi, 0),
+        "net_mean": net.mean(0), "net_lo": np.percentile(net, lo, 0), "net_hi": np.percentile(net, hi, 0),
+        "net_per_seed": net,
+    }

@@ -1,15 +1,16 @@
-"""What-if scenarios: inject exogenous signals into an event and compare with the baseline run.
+"""What-if scenarios, the simulation side: inject exogenous signals into an event and simulate it
+with and without them.
 
     run = load_trained(RUN_DIR)                       # config + models trained by `mfmdp run`
-    result = run_scenario(run, events, signals, method="mf_mdp", seeds=[0, 1, 2], out=OUT)
+    outcome = simulate_event(run, event, signals, method="mf_mdp", seeds=[0, 1, 2])
 
 For every event the same method is simulated twice per seed with the same models and seed: once on
 the event as it is (baseline) and once with the scenario's signals added to the steps they fall in
 (`make_steps(..., scenario=...)` -> Steps.signals -> the Schedule's c_t and StepContext.signal).
 Both runs consume the random stream identically until the first injected step, so any difference
-is the signals' effect (plus the chaos they start). The comparison is a PNG with bands over seeds
-(windowed net polarity and state shares: mean and 10-90 % band, baseline vs scenario, the real event
-for reference, vertical markers at the injected times) and a JSON summary.
+is the signals' effect (plus the chaos they start). The batch over events and seeds, its files
+(OUT/baseline and OUT/scenario, run directories in the layout of mfmdp.simulate.results), the
+summary and the plot are mfmdp.evaluate.whatif's `run_scenario`.
 
 A scenario never modifies the run it reads: OUT may not be the run or lie inside the run's own
 files and folders (`check_out`), and the label/embedding/LLM caches are read from a copy of
@@ -32,19 +33,19 @@ from typing import Sequence
 
 import numpy as np
 
-from mfmdp.core.schema import STATES, Labels
+from mfmdp.core.schema import Labels
 from mfmdp.data.cache import is_within
 from mfmdp.core.records import Event, Signal
 from mfmdp.data.stepping import Steps
+from mfmdp.simulate.results import SCENARIO_TREES
 
 log = logging.getLogger(__name__)
 
-SEED_BAND = (10, 90)  # percentiles of the band over seeds
 # what `mfmdp run` writes in a results directory: a scenario writes none of these, nor inside them
 RUN_OWNED = ("config.yaml", "manifest.json", "split.json", "summary.json", "metrics.csv", "report.md",
              "report.html", "reversal_thresholds.json", "evaluations.jsonl", "events", "models", "cache",
              "plots", "tables")
-SCENARIO_OUTPUTS = ("events", "plots", "summary.json", "manifest.json")
+SCENARIO_OUTPUTS = (*SCENARIO_TREES, "plots", "summary.json", "manifest.json")
 # how far outside an event's first..last response a signal may lie (further: a wrong date or event)
 SIGNAL_SLACK = timedelta(days=1)
 
@@ -64,7 +65,7 @@ def refuse_run_overlap(run_root: Path, targets: Sequence[Path], what: str) -> No
 
 
 def check_out(run_root: Path, out: Path) -> None:
-    """Refuse an OUT whose summary, manifest, events or plots would land in the source run."""
+    """Refuse an OUT whose summary, manifest, run trees or plots would land in the source run."""
     refuse_run_overlap(run_root, [Path(out) / name for name in SCENARIO_OUTPUTS], f"--out {out}")
 
 
@@ -267,224 +268,9 @@ def simulate_event(run: TrainedRun, event: Event, signals: Sequence[Signal], met
     return out
 
 
-# --- windowed series and the comparison ---------------------------------------------------------
-def windowed_states(codes: np.ndarray, agent: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """(window centres as slot indices [W], state shares [W, S]) over the agents' slots with known
-    states; windows of `window` agent slots every `stride`."""
-    idx = np.flatnonzero(agent & (codes >= 0))
-    S = len(STATES)
-    if len(idx) == 0:
-        return np.zeros(0), np.zeros((0, S))
-    window = min(window, len(idx))
-    starts = np.arange(0, len(idx) - window + 1, max(1, stride))
-    onehot = np.zeros((len(idx), S))
-    onehot[np.arange(len(idx)), codes[idx]] = 1.0
-    csum = np.r_[np.zeros((1, S)), np.cumsum(onehot, axis=0)]
-    shares = (csum[starts + window] - csum[starts]) / window
-    centres = idx[starts + window // 2]
-    return centres, shares
-
-
-def band(runs: dict[int, Labels], agent: np.ndarray, window: int, stride: int) -> dict:
-    """Mean and 10-90 % band over seeds of the windowed shares and net polarity (positive - negative)."""
-    series = [windowed_states(lab.codes["state"], agent, window, stride) for lab in runs.values()]
-    centres = series[0][0]
-    shares = np.stack([s for _, s in series])  # [seeds, W, S]
-    net = shares[..., 0] - shares[..., 2]
-    lo, hi = SEED_BAND
-    return {
-        "centres": centres,
-        "shares_mean": shares.mean(0), "shares_lo": np.percentile(shares, lo, 0), "shares_hi": np.percentile(shares, hi, 0),
-        "net_mean": net.mean(0), "net_lo": np.percentile(net, lo, 0), "net_hi": np.percentile(net, hi, 0),
-        "net_per_seed": net,
-    }
-
-
-def _net_after(lab: Labels, agent: np.ndarray, start: int) -> float:
-    codes = lab.codes["state"][start:]
-    ok = agent[start:] & (codes >= 0)
-    if not ok.any():
-        return float("nan")
-    c = codes[ok]
-    return float(np.mean(c == 0) - np.mean(c == 2))
-
-
-def effect_summary(outcome: EventOutcome) -> dict:
-    """Net polarity (positive - negative share) of the crowd's responses from the first injected
-    step on (never before the end of the warm-up): real, baseline, scenario and the paired per-seed
-    difference scenario - baseline (mean and 10-90 % over seeds)."""
-    out: dict = {"event": outcome.event_id, "seeds": sorted(outcome.baseline), "injected": outcome.injected}
-    if not outcome.scenario or not outcome.injected:
-        return out
-    first_step = min(s["step"] for s in outcome.injected)
-    start = max(outcome.warmup_slots, int(outcome.bounds[first_step]))
-    seeds = sorted(outcome.scenario)
-    base = np.array([_net_after(outcome.baseline[s], outcome.agent, start) for s in seeds])
-    scen = np.array([_net_after(outcome.scenario[s], outcome.agent, start) for s in seeds])
-    diff = scen - base
-    lo, hi = SEED_BAND
-    out.update(
-        from_slot=start,
-        responses_compared=int(np.sum(outcome.agent[start:])),
-        net_polarity_real=_net_after(outcome.real, outcome.agent, start),
-        net_polarity_baseline=float(np.mean(base)),
-        net_polarity_scenario=float(np.mean(scen)),
-        effect_mean=float(np.mean(diff)),
-        effect_p10=float(np.percentile(diff, lo)),
-        effect_p90=float(np.percentile(diff, hi)),
-        effect_per_seed={int(s): float(d) for s, d in zip(seeds, diff)},
-        # same seed, same models: nothing may differ before the first injected step
-        identical_before_injection=bool(all(
-            np.array_equal(outcome.baseline[s].codes["state"][:start], outcome.scenario[s].codes["state"][:start])
-            for s in seeds)),
-    )
-    return out
-
-
-def scenario_plot(outcome: EventOutcome, method_display: str, path: Path, window: int = 128,
-                  stride: int | None = None) -> Path:
-    """Net polarity and the three state shares along the event: real (dotted), baseline and scenario
-    (mean over seeds with a 10-90 % band), warm-up shaded, signals as vertical lines.
-
-    x is the response index (real events have long tails: months of stragglers after a day of
-    activity, which a time axis squeezes into a corner); the top axis gives hours at those indices.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from mfmdp.evaluate.plots import plot_text
-
-    n_agents = int(outcome.agent.sum())
-    window = max(8, min(window, n_agents // 4 or 8))
-    stride = stride or max(1, window // 4)
-    slots = np.arange(len(outcome.times), dtype=float)
-    hours = (outcome.times - float(outcome.times[0])) / 3600.0
-    real_c, real_s = windowed_states(outcome.real.codes["state"], outcome.agent, window, stride)
-    panels = [("net polarity (pos - neg)", None)] + [(f"{s} share", k) for k, s in enumerate(STATES)]
-    fig = Figure(figsize=(10, 8.5), layout="constrained")
-    axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
-    runs = [("baseline", outcome.baseline, "#1d3557")]
-    if outcome.scenario:
-        runs.append(("scenario", outcome.scenario, "#e76f51"))
-    bands = {name: band(labs, outcome.agent, window, stride) for name, labs, _ in runs}
-    for ax, (title, k) in zip(axes, panels):
-        real_y = real_s[:, 0] - real_s[:, 2] if k is None else real_s[:, k]
-        ax.plot(real_c, real_y, color="#6c757d", lw=1.2, ls=":", label="real")
-        for name, labs, colour in runs:
-            b = bands[name]
-            mean, lo_, hi_ = ((b["net_mean"], b["net_lo"], b["net_hi"]) if k is None
-                              else (b["shares_mean"][:, k], b["shares_lo"][:, k], b["shares_hi"][:, k]))
-            ax.plot(b["centres"], mean, color=colour, lw=1.6, label=f"{name} (mean of {len(labs)} seeds)")
-            ax.fill_between(b["centres"], lo_, hi_, color=colour, alpha=0.2, lw=0)
-        ax.axvspan(0, outcome.warmup_slots, color="#adb5bd", alpha=0.25, lw=0)
-        for slot in np.flatnonzero(~outcome.agent):  # signals already in the data
-            ax.axvline(slot, color="#6c757d", lw=0.8, ls="-.")
-        for sig in outcome.injected:
-            ax.axvline(int(outcome.bounds[sig["step"]]), color="#d62828", lw=1.0, ls="--")
-        ax.set_ylabel(title, fontsize=8)
-        ax.set_ylim(-1.05, 1.05) if k is None else ax.set_ylim(0, 1)
-        ax.set_xlim(0, len(slots))
-        ax.tick_params(labelsize=7)
-    top = axes[0].secondary_xaxis("top", functions=(lambda x: np.interp(x, slots, hours),
-                                                    lambda h: np.interp(h, hours, slots)))
-    at = hours[np.linspace(0, len(hours) - 1, 7).astype(int)]
-    top.set_ticks(at, labels=[f"{h:.1f} h" if h < 48 else f"{h / 24:.0f} d" for h in at])
-    top.set_xlabel("time since the first response", fontsize=7)
-    top.tick_params(labelsize=6)
-    axes[0].legend(fontsize=7, loc="best")
-    axes[-1].set_xlabel("response index (shaded: warm-up replayed; red dashes: injected signals, at the start of "
-                        "their step; grey dash-dots: signals in the data)", fontsize=8)
-    title, font = plot_text(f"{outcome.event_id} - {method_display}: scenario vs baseline "
-                            f"(windows of {window} responses, band = {SEED_BAND[0]}-{SEED_BAND[1]} % over seeds)")
-    fig.suptitle(title, fontsize=9, **font)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    return path
-
-
-# --- the whole comparison -----------------------------------------------------------------------
-def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Signal], out: str | Path,
-                 method: str = "mf_mdp", seeds: Sequence[int] = (0, 1, 2), progress: bool = True) -> dict:
-    """Simulate every event with and without `signals` for every seed; write OUT/events/<id>/
-    {baseline,scenario}__<method>__seed<k>.parquet (+ per-step trajectories), OUT/plots/<id>__<method>.png,
-    OUT/summary.json and OUT/manifest.json. Returns the summary."""
-    from rich.progress import Progress
-
-    from mfmdp.simulate.methods import get_method
+def prepare_for_run(run: TrainedRun, events: Sequence[Event]) -> list:
+    """The events' labels, steps and embeddings with the run's annotator, encoder and caches, in one
+    batch (before any simulation: an event that cannot be labelled stops the batch before it starts)."""
     from mfmdp.simulate.prepare import prepare_events
-    from mfmdp.core.atomic import atomic_write_json, atomic_write_parquet
-    from mfmdp.simulate.rundir import RunDir, event_slug, labels_frame, tree_hash, write_manifest
 
-    import torch
-
-    out = Path(out)
-    check_out(run.root, out)
-    rd = RunDir(out)
-    cfg = run.cfg
-    spec = get_method(method, llm_summariser=cfg.summariser != "embedding")
-    warnings = list(run.warnings)
-    w = coverage_warning(run.signals_seen)
-    if w and signals:
-        warnings.append(w)
-    long_enough = [e for e in events if len(e) > cfg.data.step_size * (cfg.simulation.warmup_steps + 1)]
-    if not long_enough:
-        raise ValueError(f"no event is longer than the warm-up ({cfg.simulation.warmup_steps} steps of "
-                         f"{cfg.data.step_size} responses)")
-    for e in events:
-        if e not in long_enough:
-            warnings.append(f"event {e.id!r}: {len(e)} responses do not outlast the warm-up; skipped")
-    for e in long_enough:  # before any annotation or simulation
-        check_signal_times(e, signals)
-    torch.set_num_threads(cfg.executor.torch_threads)
-    prepared = prepare_events(cfg, long_enough, run.models.annotator, run.models.encoder, run.cache)
-    for p in prepared:
-        _, placed_warnings = placement(scenario_steps(cfg, p.event, signals), signals, cfg.simulation.warmup_steps,
-                                       p.event) if signals else ([], [])
-        warnings.extend(placed_warnings)
-    for msg in warnings:
-        log.warning(msg)
-
-    def writer(event_id: str):
-        def write(kind, seed, labels, traj, p, replay):
-            df = labels_frame(labels, p.steps.step_of(), p.steps.is_signal, replay.warmup_slots)
-            texts = traj.attrs.get("texts") if traj is not None else None
-            df["text"] = texts if texts is not None else [None] * len(df)
-            atomic_write_parquet(rd.event_dir(event_id) / f"{kind}__{method}__seed{seed}.parquet", df)
-            if traj is not None:
-                atomic_write_parquet(rd.event_dir(event_id) / f"trajectory_{kind}__{method}__seed{seed}.parquet", traj)
-        return write
-
-    summaries, plots = [], []
-    with Progress(disable=not progress, transient=False) as bar:
-        task = bar.add_task("scenario", total=len(prepared))
-        for p in prepared:
-            bar.update(task, description=f"{method} {p.event.id} ({len(seeds)} seeds x {1 + bool(signals)} runs)")
-            outcome = simulate_event(run, p.event, signals, method, seeds, prepared=p, write=writer(p.event.id))
-            rd.write_real(p.event.id, labels_frame(p.labels, p.steps.step_of(), p.steps.is_signal,
-                                                   outcome.warmup_slots))
-            summaries.append(effect_summary(outcome))
-            plots.append(str(scenario_plot(outcome, spec.display,
-                                           out / "plots" / f"{event_slug(p.event.id)}__{method}.png",
-                                           window=cfg.evaluation.window).relative_to(out)))
-            bar.update(task, advance=1)
-    summary = {
-        "run_dir": str(run.root),
-        "method": method,
-        "display": spec.display,
-        "seeds": list(seeds),
-        "signals": [{"time": s.time.astimezone(timezone.utc).isoformat(), "source": s.source, "text": s.text}
-                    for s in signals],
-        "signals_seen_in_training": run.signals_seen,
-        "warnings": warnings,
-        "events": summaries,
-        "plots": plots,
-        "created": datetime.now(timezone.utc).isoformat(),
-    }
-    atomic_write_json(out / "summary.json", summary)
-    write_manifest(out, cfg.model_dump(mode="json"), list(seeds), data_hash="see run_dir manifest",
-                   checkpoints={str(d.relative_to(run.root)): tree_hash([d])
-                                for d in sorted((run.root / "models").glob("*")) if d.is_dir()},
-                   extra={"kind": "scenario", "run_dir": str(run.root), "method": method,
-                          "events": [p.event.id for p in prepared], "signals": summary["signals"]})
-    return summary
+    return prepare_events(run.cfg, list(events), run.models.annotator, run.models.encoder, run.cache)
