@@ -55,7 +55,7 @@ class FakeOpenAIServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server._lock:
                     server.requests.append(body)
-                    server.headers.append(dict(self.headers))
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})  # HTTP names are case-blind
                 kind, arg = server._next_action()
                 if kind == "sleep":
                     time.sleep(arg)

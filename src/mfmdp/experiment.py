@@ -91,11 +91,10 @@ def require_inputs(cfg: ExperimentConfig, test_data: str | None) -> None:
     """Before any work: the files and folders the config names exist (one line naming the key)."""
     paths = {"data.path": cfg.data.path, "data.split": cfg.data.split, "data.scenario": cfg.data.scenario,
              "--test-data": test_data}
-    kind, _, arg = cfg.annotator.partition(":")
-    if kind == "distilled":
-        paths["annotator"] = arg
-    if cfg.encoder.startswith("hf:"):
-        paths["encoder"] = cfg.encoder[3:]
+    if cfg.annotator.kind == "distilled":
+        paths["annotator"] = cfg.annotator.path
+    if cfg.encoder.kind == "hf":
+        paths["encoder"] = cfg.encoder.path
     if cfg.policy_backend == "hf":
         paths.update({f"policy_checkpoints.{m}": d for m, d in cfg.policy_checkpoints.items()})
     for key, path in paths.items():
@@ -166,7 +165,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         [p.labels.codes["state"][floors.scored_slots(r)] for p, r in zip(prepared["train"], train_replays)],
         cfg.evaluation.window)
     thresholds.save(out / "reversal_thresholds.json")
-    llm_summariser = cfg.summariser != "embedding"
+    llm_summariser = cfg.summariser.kind == "llm"
     models = Models(encoder, prep.annotator, transitions, policies, regression, synopsis_factory(cfg, cache))
 
     replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared[scored_side]}
@@ -213,7 +212,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
         extra={
             "split": {k: [p.event.id for p in v] for k, v in prepared.items()},
             "evaluated_side": scored_side,
-            "annotator": cfg.annotator,
+            "annotator": str(cfg.annotator),
             "llm_summariser": llm_summariser,
             "policy_backend": cfg.policy_backend,
             "display_names": {s.name: get_method(s.name, llm_summariser).display for s in specs},

@@ -1,11 +1,12 @@
 """`get_annotator(spec)`: build an annotator from a short spec, importing heavy backends lazily.
 
-Specs:
+Specs (`parse_annotator_spec` makes an `AnnotatorSpec` of one):
   offline                    the rule-based offline annotator (default; no network, no model files)
   offline:nosnownlp          the same without snownlp's tie-breaking (faster, slightly weaker)
   distilled:DIR              a classifier trained by `mfmdp annotate distill ... --out DIR`
   llm                        LLM over an OpenAI-compatible API from MFMDP_LLM_BASE_URL/_MODEL/_API_KEY
   llm:KEY=VALUE,KEY=VALUE    the same with LLMAnnotatorConfig overrides (e.g. backend=fake,items_per_call=5)
+  truth                      no annotator: the labels stored with the events (synthetic ground truth)
 Every annotator gets a `fingerprint` (name + rule/model version) used to key the label store, and a
 `label_key` (the spec, with the model for llm) that names its label files, so two specs never share one.
 """
@@ -14,42 +15,101 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from mfmdp.annotate.base import Annotator
+from mfmdp.core.spec import Spec
 
+DEFAULT_ANNOTATOR = "offline"
 SPECS_HELP = "offline | offline:nosnownlp | distilled:DIR | llm | llm:key=value,..."
 
 
-def get_annotator(spec: str = "offline", cache_dir: str | None = None, **llm_options) -> Annotator:
+class AnnotatorSpec(Spec):
+    """Which annotator labels the responses: `path` is the distilled model's directory, `snownlp`
+    the offline annotator's tie-break, `options` the llm annotator's LLMAnnotatorConfig overrides."""
+
+    kind: Literal["offline", "distilled", "llm", "truth"]
+    path: str | None = None
+    snownlp: bool = True
+    options: dict[str, int | float | str] = Field(default_factory=dict)
+
+    def __str__(self) -> str:
+        if self.kind == "offline" and not self.snownlp:
+            return "offline:nosnownlp"
+        if self.kind == "distilled":
+            return f"distilled:{self.path}"
+        if self.kind == "llm" and self.options:
+            return "llm:" + ",".join(f"{k}={v}" for k, v in self.options.items())
+        return self.kind
+
+
+def parse_annotator_spec(spec: str) -> AnnotatorSpec:
+    """`AnnotatorSpec` of a spec string, checked without building anything (no model, no data), so
+    that a bad spec is refused before any work starts: a one-line ValueError naming what is allowed."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "offline":
+        if arg not in ("", "nosnownlp"):
+            raise ValueError(f"annotator spec {spec!r}: offline takes no option but 'nosnownlp'")
+        return AnnotatorSpec(kind="offline", snownlp=not arg)
+    if kind == "distilled":
+        if not arg:
+            raise ValueError(f"annotator spec {spec!r}: say which model, e.g. distilled:models/annotator")
+        return AnnotatorSpec(kind="distilled", path=arg)
+    if kind == "llm":
+        options = _parse_options(spec, arg)
+        _check_llm_options(spec, options)
+        return AnnotatorSpec(kind="llm", options=options)
+    if kind == "truth" and not arg:
+        return AnnotatorSpec(kind="truth")
+    raise ValueError(f"unknown annotator spec {spec!r}; use {SPECS_HELP} | truth")
+
+
+def get_annotator(spec: str | AnnotatorSpec = DEFAULT_ANNOTATOR, cache_dir: str | None = None,
+                  **llm_options) -> Annotator:
     """`llm_options` (e.g. a budget from the command line) override the spec's llm options; None values
     are ignored, and any other value is an error for annotators other than llm."""
-    check_annotator_spec(spec)  # a bad option is a ValueError naming it, not a TypeError deep inside
-    kind, _, arg = (spec or "offline").partition(":")
-    kind = kind.strip().lower()
+    spec = parse_annotator_spec(spec) if isinstance(spec, str) else spec
     llm_options = {k: v for k, v in llm_options.items() if v is not None}
-    if llm_options and kind != "llm":
-        raise ValueError(f"annotator spec {spec!r}: {', '.join(llm_options)} only apply to llm annotators")
-    if kind == "offline":
-        from mfmdp.annotate.offline import OfflineAnnotator
+    if llm_options and spec.kind != "llm":
+        raise ValueError(f"annotator spec {str(spec)!r}: {', '.join(llm_options)} only apply to llm annotators")
+    if spec.kind == "offline":
+        return _offline_annotator(spec)
+    if spec.kind == "distilled":
+        return _distilled_annotator(spec, cache_dir)
+    if spec.kind == "llm":
+        return _llm_annotator(spec, cache_dir, llm_options)
+    raise ValueError("annotator 'truth' is the labels stored with the events, not an annotator to run; "
+                     f"use {SPECS_HELP}")
 
-        annotator = OfflineAnnotator(use_snownlp=arg != "nosnownlp")
-        annotator.fingerprint = f"{annotator.version}{'-nosnownlp' if arg else ''}"
-        annotator.label_key = f"offline:{arg}" if arg else "offline"
-        return annotator
-    if kind == "distilled":
-        try:
-            from mfmdp.annotate.distilled import DistilledAnnotator
-        except ImportError as err:
-            raise RuntimeError(f"the distilled annotator is unavailable: {err}") from err
-        directory = Path(arg)
-        annotator = DistilledAnnotator.load(directory, cache_dir=cache_dir)
-        annotator.fingerprint = "distilled-" + _files_digest(directory)
-        annotator.label_key = f"distilled:{directory.resolve()}"
-        return annotator
-    # kind == "llm": check_annotator_spec accepts no other kind (its options and extra are checked too)
+
+def _offline_annotator(spec: AnnotatorSpec) -> Annotator:
+    from mfmdp.annotate.offline import OfflineAnnotator
+
+    annotator = OfflineAnnotator(use_snownlp=spec.snownlp)
+    annotator.fingerprint = f"{annotator.version}{'' if spec.snownlp else '-nosnownlp'}"
+    annotator.label_key = str(spec)
+    return annotator
+
+
+def _distilled_annotator(spec: AnnotatorSpec, cache_dir: str | None) -> Annotator:
+    try:
+        from mfmdp.annotate.distilled import DistilledAnnotator
+    except ImportError as err:
+        raise RuntimeError(f"the distilled annotator is unavailable: {err}") from err
+    directory = Path(spec.path)
+    annotator = DistilledAnnotator.load(directory, cache_dir=cache_dir)
+    annotator.fingerprint = "distilled-" + _files_digest(directory)
+    annotator.label_key = f"distilled:{directory.resolve()}"
+    return annotator
+
+
+def _llm_annotator(spec: AnnotatorSpec, cache_dir: str | None, llm_options: dict) -> Annotator:
     from mfmdp.annotate.llm import LLMAnnotator
 
-    overrides = {**_parse_options(spec, arg), **llm_options}
+    overrides = {**spec.options, **llm_options}
     if "backend" in overrides:
         if cache_dir and "cache_dir" not in overrides:
             overrides["cache_dir"] = cache_dir
@@ -96,29 +156,10 @@ def _files_digest(directory: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def check_annotator_spec(spec: str) -> None:
-    """ValueError naming what is wrong with `spec`, without building the annotator (no model, no data),
-    so that `mfmdp run` rejects a bad spec before any work starts."""
-    kind, _, arg = (spec or "offline").partition(":")
-    kind = kind.strip().lower()
-    if kind == "offline":
-        if arg not in ("", "nosnownlp"):
-            raise ValueError(f"annotator spec {spec!r}: offline takes no option but 'nosnownlp'")
-    elif kind == "distilled":
-        if not arg:
-            raise ValueError(f"annotator spec {spec!r}: say which model, e.g. distilled:models/annotator")
-    elif kind == "llm":
-        _check_llm_options(spec, _parse_options(spec, arg))
-    else:
-        raise ValueError(f"unknown annotator spec {spec!r}; use {SPECS_HELP}")
-
-
 def _check_llm_options(spec: str, options: dict) -> None:
     from dataclasses import fields
 
     from pydantic import TypeAdapter, ValidationError
-
-    from mfmdp.llm.registry import BACKENDS
 
     try:
         from mfmdp.annotate.llm import LLMAnnotatorConfig
@@ -128,9 +169,8 @@ def _check_llm_options(spec: str, options: dict) -> None:
     for key in options:
         if key not in known:
             raise ValueError(f"annotator spec {spec!r}: unknown option {key!r}; allowed: {', '.join(known)}")
-    backend = str(options.get("backend", "openai")).partition(":")[0]
-    if backend not in BACKENDS:
-        raise ValueError(f"annotator spec {spec!r}: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if "backend" in options:
+        _check_backend(spec, str(options["backend"]))
     try:
         TypeAdapter(LLMAnnotatorConfig).validate_python(options)
     except ValidationError as err:
@@ -138,3 +178,14 @@ def _check_llm_options(spec: str, options: dict) -> None:
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"annotator spec {spec!r}: option {where!r}: {first['msg']}") from None
 
+
+def _check_backend(spec: str, backend: str) -> None:
+    from mfmdp.llm.registry import BACKENDS, parse_llm_spec
+
+    kind = backend.partition(":")[0]
+    if kind not in BACKENDS:
+        raise ValueError(f"annotator spec {spec!r}: unknown backend {kind!r}; use one of {', '.join(BACKENDS)}")
+    try:
+        parse_llm_spec(backend)
+    except ValueError as err:
+        raise ValueError(f"annotator spec {spec!r}: option 'backend': {err}") from None

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from mfmdp.annotate.registry import SPECS_HELP
+from mfmdp.annotate.registry import DEFAULT_ANNOTATOR, SPECS_HELP, AnnotatorSpec
 
 _console = Console()
 _err = Console(stderr=True)
@@ -42,7 +42,20 @@ def _fail(err: Exception | str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _annotator(spec: str, cache_dir: str | None = None, **llm_options):
+def _annotator_spec(spec: str) -> AnnotatorSpec:
+    """The parsed --annotator, before any data is read; 'truth' is no annotator to run here."""
+    from mfmdp.annotate.registry import parse_annotator_spec
+
+    try:
+        parsed = parse_annotator_spec(spec)
+    except ValueError as err:
+        _fail(f"--annotator: {err}")
+    if parsed.kind == "truth":
+        _fail(f"--annotator: 'truth' is the labels stored with the events, not an annotator to run; use {SPECS_HELP}")
+    return parsed
+
+
+def _annotator(spec: AnnotatorSpec, cache_dir: str | None = None, **llm_options):
     from mfmdp.annotate.registry import get_annotator
 
     try:
@@ -66,7 +79,7 @@ def _llm_usage(ann) -> str | None:
 @app.command("events")
 def events(
     path: Path = typer.Argument(..., help="Event data: a file, a folder, or a cache made by `mfmdp data convert`."),
-    annotator: str = typer.Option("offline", "--annotator", "-a", help=SPECS_HELP),
+    annotator: str = typer.Option(DEFAULT_ANNOTATOR, "--annotator", "-a", help=SPECS_HELP),
     cache: Path = typer.Option(
         None,
         "--cache",
@@ -90,6 +103,7 @@ def events(
     from mfmdp.data.loading import LoadReport, load
     from mfmdp.llm.errors import LLMError
 
+    spec = _annotator_spec(annotator)
     if not path.exists():
         _fail(f"{path}: no such file or folder")
     in_place = is_cache(path) and (cache is None or cache.resolve() == path.resolve())
@@ -113,7 +127,7 @@ def events(
         write_cache(evs, cache_dir, source=source)
         _err.print(f"data cache written to {cache_dir}")
     t_load = time.perf_counter() - t0
-    ann = _annotator(annotator, cache_dir=str(cache_dir / "encoder_cache"), max_calls=max_calls,
+    ann = _annotator(spec, cache_dir=str(cache_dir / "encoder_cache"), max_calls=max_calls,
                      max_total_tokens=max_total_tokens)
     store = LabelStore(cache_dir / STORE_DIR, ann)
     stored_before = len(store)
@@ -182,18 +196,19 @@ def distill_cmd(
 @app.command("score")
 def score_cmd(
     gold: Path = typer.Argument(..., help="Reference labels, one JSON object per line (gold_dev.jsonl format)."),
-    annotator: str = typer.Option("offline", "--annotator", "-a", help=SPECS_HELP),
+    annotator: str = typer.Option(DEFAULT_ANNOTATOR, "--annotator", "-a", help=SPECS_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print only the JSON scores."),
     confusion: bool = typer.Option(True, "--confusion/--no-confusion", help="Print confusion matrices."),
 ) -> None:
     """Per dimension: n, accuracy, macro-F1 and calibration (ECE) of an annotator against reference labels."""
     from mfmdp.annotate.score import calibration_by_dimension, read_gold, score_annotator, scores_json
 
+    spec = _annotator_spec(annotator)
     try:
         gold_set = read_gold(gold)
     except (ValueError, FileNotFoundError) as err:
         _fail(err)
-    ann = _annotator(annotator)
+    ann = _annotator(spec)
     scores, pred = score_annotator(ann, gold_set)
     calibration = calibration_by_dimension(ann, gold_set, pred)
     doc = scores_json(ann.name, scores, calibration)

@@ -44,6 +44,7 @@ def simulate(
     directories OUT/baseline and OUT/scenario (`mfmdp evaluate OUT/baseline` scores them)."""
     from rich.markup import escape
 
+    from mfmdp.annotate.registry import parse_annotator_spec
     from mfmdp.cli.data import SKIP_BAD_HINT, print_skipped_sources
     from mfmdp.data.errors import DataFormatError
     from mfmdp.data.loading import LoadReport, load
@@ -54,9 +55,14 @@ def simulate(
     console = Console()
     seed_list = parse_seeds(seeds)
     try:
+        annotator_spec = parse_annotator_spec(annotator) if annotator is not None else None
+    except ValueError as err:
+        console.print(f"[red]error:[/] --annotator: {escape(str(err))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    try:
         check_out(run_dir, out)  # before anything is read or written
         signals = load_scenario(scenario) if scenario is not None else []
-        run = load_trained(run_dir, methods=[method], annotator=annotator, cache_dir=out / "cache")
+        run = load_trained(run_dir, methods=[method], annotator=annotator_spec, cache_dir=out / "cache")
     except (DataFormatError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(2) from None

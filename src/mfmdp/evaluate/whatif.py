@@ -92,7 +92,7 @@ def run_scenario(run: TrainedRun, events: Sequence[Event], signals: Sequence[Sig
     out = Path(out)
     check_out(run.root, out)
     cfg = run.cfg
-    spec = get_method(method, llm_summariser=cfg.summariser != "embedding")
+    spec = get_method(method, llm_summariser=cfg.summariser.kind == "llm")
     # one run directory per kind of run simulate_event makes ("baseline", and "scenario" with signals)
     trees = {kind: RunDir(out / kind) for kind in SCENARIO_TREES if kind == "baseline" or signals}
     warnings = list(run.warnings)

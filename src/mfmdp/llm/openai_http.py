@@ -1,26 +1,24 @@
-"""OpenAI-compatible chat backend over plain HTTP (hosted APIs, vLLM, llama.cpp servers).
+"""OpenAI-compatible chat backend (hosted APIs, vLLM, llama.cpp servers) on the `openai` SDK.
 
-Uses only the standard library, so it works without extras. Configuration comes from arguments or
-the environment (MFMDP_LLM_BASE_URL, MFMDP_LLM_MODEL, MFMDP_LLM_API_KEY). The API key is sent in
-the Authorization header and nowhere else: it is not part of `name`, `describe()`, repr or logs.
+Configuration comes from arguments or the environment (MFMDP_LLM_BASE_URL, MFMDP_LLM_MODEL,
+MFMDP_LLM_API_KEY). The SDK's own retries are off: RetryingModel retries (and budgets count every
+attempt), so SDK errors are mapped here to LLMError / TransientLLMError. The API key is sent in the
+Authorization header and nowhere else: it is not part of `name`, `describe()`, repr or logs.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import urllib.error
-import urllib.request
 from typing import Sequence
 
 from mfmdp.llm.base import ChatModelBase, Completion, Message
-from mfmdp.llm.errors import LLMError, TransientLLMError
+from mfmdp.llm.errors import LLMError, TransientLLMError, require
 
 ENV_BASE_URL = "MFMDP_LLM_BASE_URL"
 ENV_MODEL = "MFMDP_LLM_MODEL"
 ENV_API_KEY = "MFMDP_LLM_API_KEY"
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+NO_KEY = "none"  # the SDK insists on a key; local servers (vLLM) ignore the header
 
 
 class OpenAIChatModel(ChatModelBase):
@@ -50,10 +48,14 @@ class OpenAIChatModel(ChatModelBase):
         self.timeout = timeout
         self.max_concurrency = max_concurrency
         self.default_params = dict(default_params or {})
+        self._sdk = None  # built on first use
         self.name = f"openai:{self.model}"
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIChatModel(base_url={self.base_url!r}, model={self.model!r})"
+
+    def __getstate__(self) -> dict:  # the SDK client (sockets) is rebuilt where it is used, e.g. a Ray worker
+        return {**self.__dict__, "_sdk": None}
 
     def describe(self) -> dict:
         """What a run manifest may record about this backend (no secrets)."""
@@ -61,35 +63,32 @@ class OpenAIChatModel(ChatModelBase):
                 "timeout": self.timeout, "max_concurrency": self.max_concurrency}
 
     # --- HTTP ---------------------------------------------------------------------------------
+    def _client(self):
+        if self._sdk is None:
+            openai = require("openai")
+            self._sdk = openai.OpenAI(base_url=self.base_url, api_key=self._api_key or NO_KEY,
+                                      timeout=self.timeout, max_retries=0)
+        return self._sdk
+
     def _post(self, payload: dict) -> dict:
+        """The chat completion as a plain dict; SDK errors mapped to LLMError (final) or
+        TransientLLMError (worth a retry, with the server's Retry-After)."""
+        import openai
+
         url = f"{self.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        req = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"),
-                                     headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as e:
-            detail = e.read()[:300].decode("utf-8", "replace")
-            retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
-            msg = f"HTTP {e.code} from {url}: {detail}"
-            if e.code in TRANSIENT_STATUS:
-                raise TransientLLMError(msg, retry_after) from None
+            return self._client().chat.completions.create(**payload).model_dump()
+        except openai.APIStatusError as e:
+            msg = f"HTTP {e.status_code} from {url}: {str(e.message)[:300]}"
+            if e.status_code in TRANSIENT_STATUS:
+                raise TransientLLMError(msg, _retry_after(e.response.headers.get("retry-after"))) from None
             raise LLMError(msg) from None
-        except (socket.timeout, TimeoutError) as e:
+        except openai.APITimeoutError as e:
             raise TransientLLMError(f"timeout after {self.timeout}s from {url}") from e
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, (socket.timeout, TimeoutError)):
-                raise TransientLLMError(f"timeout after {self.timeout}s from {url}") from e
-            raise TransientLLMError(f"cannot reach {url}: {e.reason}") from e
-        except (ConnectionError, OSError) as e:
-            raise TransientLLMError(f"connection to {url} failed: {e}") from e
-        try:
-            return json.loads(body)
-        except json.JSONDecodeError:
-            raise TransientLLMError(f"non-JSON body from {url}: {body[:200]!r}") from None
+        except openai.APIConnectionError as e:
+            raise TransientLLMError(f"cannot reach {url}: {e.__cause__ or e}") from e
+        except openai.APIResponseValidationError as e:
+            raise TransientLLMError(f"malformed response from {url}: {e}") from None
 
     def _payload(self, messages: Sequence[Message], kw: dict) -> dict:
         params = dict(self.default_params)
@@ -98,17 +97,15 @@ class OpenAIChatModel(ChatModelBase):
 
     @staticmethod
     def _choice(data: dict, choice: dict) -> Completion:
-        try:
-            text = choice["message"]["content"] or ""
-        except (KeyError, TypeError):
+        message = choice.get("message") or {}
+        text = message.get("content")
+        if text is None and not message:
             raise TransientLLMError(f"malformed chat completion (no message content): {str(data)[:200]}")
-        tokens = None
-        lp = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
-        if lp:
-            tokens = [(t["token"], float(t["logprob"]),
-                       {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []})
-                      for t in lp]
-        return Completion(text, tokens, {"finish_reason": choice.get("finish_reason")})
+        lp = (choice.get("logprobs") or {}).get("content")
+        tokens = [(t["token"], float(t["logprob"]),
+                   {a["token"]: float(a["logprob"]) for a in t.get("top_logprobs") or []})
+                  for t in lp] if lp else None
+        return Completion(text or "", tokens, {"finish_reason": choice.get("finish_reason")})
 
     def complete_full(self, messages: Sequence[Message], **kw) -> Completion:
         data = self._post(self._payload(messages, kw))

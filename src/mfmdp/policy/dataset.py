@@ -117,10 +117,10 @@ def prepare_event(
 def add_forecasts(ev: PolicyEvent, transition: TransitionModel) -> PolicyEvent:
     """Fill `ev.m_hat` with f_psi's teacher-forced forecasts (real m_{t-1}, r_{t-1} fed at t): one
     forward pass for the Event Transformer, else a session stepped through the event."""
-    from mfmdp.policy.fast_rollout import supports_fast_path, teacher_forced
+    from mfmdp.transition.api import PrefixModel
 
-    if supports_fast_path(transition):
-        ev.m_hat = teacher_forced(transition, ev)[0]
+    if isinstance(transition, PrefixModel):
+        ev.m_hat = transition.teacher_forced(ev.schedule, ev.m_prev, ev.r_prev).forecasts
         return ev
     session = transition.session(ev.schedule, batch=1)
     out = np.zeros_like(ev.m_real)

@@ -21,11 +21,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mfmdp.policy.costs import EPS
 from mfmdp.policy.dataset import PolicyEvent, add_forecasts
-from mfmdp.policy.fast_rollout import BatchedRollout, supports_fast_path, teacher_forced
 from mfmdp.policy.network import NeuralPolicyConfig, PolicyNet, action_nll, agent_features, log_prior_of
 from mfmdp.policy.neural import NeuralPolicy
 from mfmdp.policy.options import LCTConfig
-from mfmdp.transition.api import TransitionModel
+from mfmdp.transition.api import PrefixModel, TransitionModel
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ def event_loss(net: PolicyNet, transition: TransitionModel | None, ev: PolicyEve
         starts = _start_steps(ev, cfg, rng)
         if len(starts):
             if batched is None:
-                batched = supports_fast_path(transition)
+                batched = isinstance(transition, PrefixModel)
             l_pred = (_pred_batched if batched else _pred_session)(net, transition, ev, starts, cfg, rng)
             stats["pred"] = float(l_pred.detach())
             total = total + l_pred
@@ -138,14 +137,13 @@ def _pred_session(net, transition, ev: PolicyEvent, starts: np.ndarray, cfg: LCT
 
 
 def _pred_batched(net, transition, ev: PolicyEvent, starts: np.ndarray, cfg: LCTConfig, rng) -> torch.Tensor:
-    """Event Transformer path: one teacher-forced pass, all starts x J candidates in one rollout."""
-    _, kv = teacher_forced(transition, ev, upto=int(starts[-1]) + 1)
-    roll = BatchedRollout(transition, ev, kv)
+    """PrefixModel path (the Event Transformer): one teacher-forced pass, all starts x J candidates in one rollout."""
+    prefix = transition.teacher_forced(ev.schedule, ev.m_prev, ev.r_prev, upto=int(starts[-1]) + 1)
     mixes = torch.cat([candidate_mixes(net, ev, int(t), torch.from_numpy(net.sample_masks(cfg.J, rng)))
                        for t in starts])  # [B*J, S], rows of start b at b*J .. b*J+J-1
     T = ev.n_steps
     k = min(cfg.K, T - 1 - int(starts[0]))
-    traj = roll(starts, mixes, cfg.J, k).reshape(len(starts), cfg.J, k, -1)
+    traj = prefix.rollout_torch(starts, mixes, cfg.J, k).reshape(len(starts), cfg.J, k, -1)
     fut = starts[:, None] + 1 + np.arange(k)[None]  # [B, k]
     inside = fut <= T - 1
     fut_c = np.minimum(fut, T - 1)

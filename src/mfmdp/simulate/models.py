@@ -158,15 +158,12 @@ def llm_policy(cfg, spec: MethodSpec):
 
 def synopsis_factory(cfg, cache: Path):
     """None for the offline embedding synopsis; an LLM summariser factory for `summariser: llm[:BACKEND]`."""
-    kind, _, backend = str(cfg.summariser).partition(":")
-    if kind == "embedding" and not backend:
+    if cfg.summariser.kind == "embedding":
         return None
-    if kind != "llm":
-        raise ValueError(f"summariser {cfg.summariser!r}: use 'embedding' or 'llm[:BACKEND]' (e.g. llm:openai, llm:fake)")
     from mfmdp.llm.registry import get_chat_model
     from mfmdp.meanfield.llm_summary import llm_synopsis_factory
 
-    return llm_synopsis_factory(get_chat_model(backend or "openai"), cache_dir=str(cache / "synopsis"))
+    return llm_synopsis_factory(get_chat_model(cfg.summariser.backend or "openai"), cache_dir=str(cache / "synopsis"))
 
 
 def load_models(cfg, root: Path, methods, encoder, annotator, cache: Path) -> Models:

@@ -88,7 +88,7 @@ def get_parts(cfg, cache: Path):
     from mfmdp.encoders import get_encoder
 
     encoder = get_encoder(cfg.encoder, cache_dir=str(cache / "embeddings"))
-    annotator = None if cfg.annotator == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
+    annotator = None if cfg.annotator.kind == "truth" else get_annotator(cfg.annotator, cache_dir=str(cache))
     return encoder, annotator
 
 

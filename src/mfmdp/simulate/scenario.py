@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from mfmdp.core.schema import Labels
+from mfmdp.annotate.registry import AnnotatorSpec, parse_annotator_spec
 from mfmdp.data.cache import is_within
 from mfmdp.core.records import Event, Signal
 from mfmdp.data.stepping import Steps
@@ -122,7 +123,8 @@ class TrainedRun:
     _cache_holder: object = field(default=None, repr=False)  # keeps a temporary cache folder alive
 
 
-def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), annotator: str | None = None,
+def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",),
+                 annotator: str | AnnotatorSpec | None = None,
                  cache_dir: str | Path | None = None) -> TrainedRun:
     """Load RUN_DIR/config.yaml and the checkpoints under RUN_DIR/models needed by `methods`.
     `annotator` overrides the run's (e.g. models trained on synthetic ground truth, "truth", applied
@@ -140,7 +142,8 @@ def load_trained(run_dir: str | Path, methods: Sequence[str] = ("mf_mdp",), anno
         raise FileNotFoundError(f"{root}: not a results directory of `mfmdp run` (config.yaml is missing)")
     cfg = load_config(root / "config.yaml")
     if annotator is not None:
-        cfg = cfg.model_copy(update={"annotator": annotator})
+        cfg = cfg.model_copy(update={"annotator": parse_annotator_spec(annotator) if isinstance(annotator, str)
+                                         else annotator})
     for name in methods:
         spec = get_method(name)
         if spec.floor is not None and not spec.floor.reads_signals:

@@ -57,3 +57,24 @@ class TransitionModel(Protocol):
     synopsis_dim: int
 
     def session(self, schedule: Schedule, batch: int = 1) -> TransitionSession: ...
+
+
+@runtime_checkable
+class TeacherForcedPrefix(Protocol):
+    """f_psi run over an event's real inputs up to some step, kept for rollouts from any step of it."""
+
+    forecasts: np.ndarray  # float32 [T', S]: m^_t for t < T', the real (m_{t-1}, r_{t-1}) fed at t
+
+    def rollout_torch(self, starts: np.ndarray, mixes, J: int, k: int):
+        """starts [B] (steps whose realised mix is a candidate), mixes [B*J, S] torch (rows of start b
+        at b*J .. b*J+J-1) -> forecasts [B*J, k, S] for steps t+1..t+k, r frozen at the real r_t,
+        differentiable in mixes; the same numbers as a session stepped to t+1 and `rollout_torch`."""
+        ...
+
+
+@runtime_checkable
+class PrefixModel(Protocol):
+    """A TransitionModel that can also teacher-force a whole prefix at once (the Event Transformer)."""
+
+    def teacher_forced(self, schedule: Schedule, m_prev: np.ndarray, r_prev: np.ndarray,
+                       upto: int | None = None) -> TeacherForcedPrefix: ...

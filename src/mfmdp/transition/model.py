@@ -65,8 +65,9 @@ class TransitionConfig:
         return self.synopsis_dim + self.n_states + self.schedule_dim
 
     @classmethod
-    def for_encoder(cls, encoder_spec: str, encoder_dim: int, **kw) -> "TransitionConfig":
-        return cls(synopsis_dim=encoder_dim, signal_dim=signal_dim(encoder_dim), encoder=encoder_spec, **kw)
+    def for_encoder(cls, encoder_spec, encoder_dim: int, **kw) -> "TransitionConfig":
+        """`encoder_spec`: a spec string or an EncoderSpec, kept as its string (written to config.json)."""
+        return cls(synopsis_dim=encoder_dim, signal_dim=signal_dim(encoder_dim), encoder=str(encoder_spec), **kw)
 
 
 def alibi_slopes(n_heads: int) -> np.ndarray:
@@ -142,6 +143,12 @@ class EventTransformer(nn.Module):
         from mfmdp.transition.session import Session
 
         return Session.create(self, schedule, batch)
+
+    def teacher_forced(self, schedule, m_prev, r_prev, upto: int | None = None):
+        """One forward pass over the real inputs of steps < upto (PrefixModel protocol)."""
+        from mfmdp.transition.prefix import Prefix
+
+        return Prefix(self, schedule, m_prev, r_prev, upto)
 
     # checkpoints: safetensors weights + JSON config, never pickles
     def save(self, directory: str | Path) -> Path:
