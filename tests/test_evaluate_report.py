@@ -61,6 +61,12 @@ def test_write_report_writes_tables_plots_and_pages(tmp_path):
     assert summary["horizons"]["short"][0] == 300
     assert "MF-MDP" in (run / "report.md").read_text()
     assert pd.read_csv(run / "metrics.csv").shape[0] == len(evaluate_run(run, show_progress=False).metrics)
+    # skill over persistence in Table 1 (0 for persistence itself), hits - false alarms per method
+    skill = t1[[c for c in t1.columns if c.startswith("long / skill")][0]]
+    assert skill["Persistence"].startswith("0.000") and not skill["Oracle"].startswith("-")
+    rev_skill = pd.read_csv(run / "tables/reversal_skill.csv").set_index("method")
+    assert {"mf_mdp", "oracle"} <= set(rev_skill.index)
+    assert summary["reversal_skill"] and "Hits − false alarms" in (run / "report.md").read_text()
 
 
 def test_bad_run_dirs_fail_naming_the_file(tmp_path):
@@ -139,3 +145,16 @@ def test_plot_selection_prefers_big_reversals_then_long_events():
     assert plot_selection(s, rev, 4) == ["b", "a", "c", "d"]
     assert plot_selection(s, rev, 3) == ["b", "c", "d"]
     assert plot_selection(s, pd.DataFrame(), 2) == ["c", "d"]
+
+
+def test_kl_skill_is_one_minus_the_ratio_to_the_floor_on_the_same_events_and_seed():
+    from mfmdp.evaluate.tables import kl_skill
+
+    rows = [{"setting": "long", "dimension": "state", "method": m, "event": e, "seed": s, "kl": kl}
+            for s in (0, 1) for e, scale in (("a", 1.0), ("b", 3.0))
+            for m, kl in (("persistence", 0.2 * scale), ("good", 0.1 * scale), ("bad", 0.4 * scale))]
+    rows.append({"setting": "long", "dimension": "state", "method": "good", "event": "c", "seed": 0, "kl": 9.0})
+    out = kl_skill(pd.DataFrame(rows), "state", ["good", "bad", "persistence"], ["long"]).set_index("method")
+    assert out.loc["good", "mean"] == pytest.approx(0.5)  # event c has no floor: left out
+    assert out.loc["bad", "mean"] == pytest.approx(-1.0) and out.loc["persistence", "mean"] == pytest.approx(0.0)
+    assert out.loc["good", "n_seeds"] == 2 and out.loc["good", "n_events"] == 2

@@ -120,3 +120,44 @@ def test_short_events_cannot_push_the_magnitude_below_the_floor():
     assert th.magnitude >= 0.1 and th.duration in (1, 2)
     with pytest.raises(ValueError, match="long enough"):
         fit_reversal_thresholds(short, window=128, durations=(3,), n_perm=10)
+
+
+def test_hits_need_the_right_direction_within_the_tolerance_and_quiet_events_score_false_alarms():
+    real = np.r_[np.full(6, -0.5), np.full(6, 0.5)]  # up, turning point at window 5
+    centres = 64 + 128 * np.arange(12.0)
+    late = np.r_[np.full(8, -0.5), np.full(4, 0.5)]  # up at window 7: 2 windows late
+    assert compare_reversals(real, late, centres, TH, tolerance=2)["hit"] is True
+    assert compare_reversals(real, late, centres, TH, tolerance=1)["hit"] is False
+    assert compare_reversals(real, -real, centres, TH)["hit"] is False  # wrong direction
+    flat = compare_reversals(real, np.zeros(12), centres, TH)
+    assert flat["hit"] is False and flat["false_alarm"] is None
+    quiet = compare_reversals(np.zeros(12), real, centres, TH)
+    assert quiet["false_alarm"] is True and quiet["hit"] is None
+    assert compare_reversals(np.zeros(12), np.zeros(12), centres, TH)["false_alarm"] is False
+
+
+def test_a_simulator_that_reverses_at_random_scores_no_skill():
+    """Hits minus false alarms: a method that reverses on a random half of all events, in a random
+    direction and at a random time, scores about 0 or below; one that follows the real series scores 1."""
+    import pandas as pd
+
+    from mfmdp.evaluate.tables import reversal_skill
+
+    rng = np.random.default_rng(0)
+    centres = 64 + 128 * np.arange(12.0)
+    rows = []
+    for event in range(200):
+        at = int(rng.integers(3, 9))
+        real = np.r_[np.full(at, -0.5), np.full(12 - at, 0.5)] if event % 2 else np.zeros(12)
+        noisy = rng.random() < 0.5
+        at_sim, sign = int(rng.integers(3, 9)), rng.choice([-1, 1])
+        sim = sign * np.r_[np.full(at_sim, -0.5), np.full(12 - at_sim, 0.5)] if noisy else np.zeros(12)
+        for method, series in (("noise", sim), ("follows", real)):
+            rows.append({"event": event, "method": method, "seed": 0,
+                         **compare_reversals(real, series, centres, TH)})
+    skill = reversal_skill(pd.DataFrame(rows), ["noise", "follows", "absent"]).set_index("method")
+    assert list(skill.index) == ["noise", "follows"]
+    assert skill.loc["noise", "false_alarm_rate"] == pytest.approx(0.5, abs=0.1)
+    assert skill.loc["noise", "hits_minus_false_alarms"] < 0.05
+    assert skill.loc["follows", "hits_minus_false_alarms"] == 1.0
+    assert skill.loc["follows", "reversing_events"] == 100 and skill.loc["follows", "quiet_events"] == 100

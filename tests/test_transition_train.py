@@ -89,6 +89,21 @@ def test_training_reduces_loss_and_reports():
     assert len(after["roll_kl_per_k"]) == 6 and len(after["skill_per_k"]) == 6
     assert 0 <= after["ece_teacher_forced"] <= 1
     assert res.best_epoch >= 1 and set(res.val_events) == {"toy0", "toy1", "toy2"}
+    # 30-step events: no horizon of SKILL_HORIZONS (30, 100, 300) fits inside them
+    assert after["skill_by_horizon"] == {}
+
+
+def test_horizon_skill_is_cumulative_and_matches_the_report_at_k():
+    from mfmdp.transition.model import EventTransformer
+    from mfmdp.transition.train import horizon_skill
+
+    feats = toy_features(4, 60, seed=2)
+    model = EventTransformer(tiny_config(window=8)).eval()
+    out = horizon_skill(model, feats, horizons=(5, 20, 100), n_starts=4)
+    assert set(out) == {"5", "20"}  # 100 steps is past the longest event
+    rep = evaluate(model, feats, 20, 4)
+    assert out["20"]["skill"] == pytest.approx(rep["skill"], abs=1e-3)  # cumulative to K = the report's skill
+    assert out["5"]["rollouts_reaching"] >= out["20"]["rollouts_reaching"] > 0
 
 
 def test_training_is_seeded_and_alpha_zero_skips_rollouts():

@@ -48,7 +48,7 @@ def evaluate(
     """Score every simulated run in RUN_DIR against the real labels and write metrics.csv, tables/*.csv,
     summary.json, plots/*.png, report.md and report.html (Table 1 is printed)."""
     from mfmdp.evaluate.report import write_report
-    from mfmdp.evaluate.reversal import ReversalThresholds
+    from mfmdp.evaluate.reversal import REVERSAL_TOLERANCE, ReversalThresholds
     from mfmdp.evaluate.runs import THRESHOLDS_FILE, fit_thresholds_from_run
 
     console = Console()
@@ -80,5 +80,13 @@ def evaluate(
         shutil.copyfile(run_dir / "summary.json", json_out)
     th = summary["thresholds"]
     console.print(f"reversal thresholds: magnitude {th['magnitude']}, duration {th['duration']} ({th['source']})")
+    if (run_dir / "tables" / "reversal_skill.csv").is_file():
+        skill = pd.read_csv(run_dir / "tables" / "reversal_skill.csv")
+        table = Table(title=f"Reversals: hits (same direction, within {REVERSAL_TOLERANCE} windows) − false alarms")
+        for col in ("method", "reversing events", "hit rate", "quiet events", "false-alarm rate", "hits − FA"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for row in skill.itertuples(index=False):
+            table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
     console.print(f"wrote {run_dir / 'metrics.csv'}, {run_dir / 'tables'}/, {run_dir / 'plots'}/, {report} "
                   f"and {run_dir / 'report.md'}")

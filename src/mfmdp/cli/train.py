@@ -217,6 +217,10 @@ def train_transition(data, out, annotator, encoder, split, epochs, alpha, horizo
         console.print(f"validation: teacher-forced KL {v['seq_kl']:.4f}, {len(v['roll_kl_per_k'])}-step rollout KL "
                       f"{v['roll_kl']:.4f} vs persistence {v['persistence_kl']:.4f} (skill {v['skill']:+.3f}), "
                       f"ECE {v.get('ece_teacher_forced', float('nan')):.4f}")
+        by_h = v.get("skill_by_horizon") or {}
+        if by_h:
+            console.print("skill over persistence of free-running rollouts: " + ", ".join(
+                f"{h} steps {x['skill']:+.3f} ({x['rollouts_reaching']} rollouts reach it)" for h, x in by_h.items()))
 
 
 def _config(config, data, split, seed, annotator, encoder, step_size, max_events, min_responses,

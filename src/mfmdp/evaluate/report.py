@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mfmdp.core.atomic import atomic_write_csv
+from mfmdp.core.atomic import atomic_write_csv, atomic_write_text
 from mfmdp.core.schema import DIMENSIONS
 from mfmdp.evaluate import plots
 from mfmdp.evaluate.protocol import SETTINGS
-from mfmdp.evaluate.reversal import ReversalThresholds
+from mfmdp.evaluate.reversal import REVERSAL_TOLERANCE, ReversalThresholds
 from mfmdp.evaluate.runs import RunEvaluation, evaluate_run
 from mfmdp.evaluate.tables import (ALL_DIMENSIONS, PRIMARY, SECONDARY, TABLE1_METHODS, TABLE2_METHODS,
-                                   comparisons, display_names, horizon_sizes, markdown, ordered_methods,
-                                   summarise, wide_table)
+                                   comparisons, display_names, horizon_sizes, kl_skill, markdown,
+                                   ordered_methods, reversal_skill, summarise, wide_table)
 from mfmdp.simulate.results import event_slug
 
 MAX_LISTED_REVERSAL_EVENTS = 10  # below this many reversal events, list each event, not percentages
@@ -93,7 +93,7 @@ def plot_selection(series: dict, reversals: pd.DataFrame, n: int) -> list[str]:
     return picked
 
 
-def _reversal_section(doc: _Doc, ev: RunEvaluation, names: dict[str, str]) -> pd.DataFrame:
+def _reversal_section(doc: _Doc, ev: RunEvaluation, names: dict[str, str], order: list[str]) -> pd.DataFrame:
     th = ev.thresholds
     doc.heading("Reversal")
     doc.para(f"Reversal = a level of windowed net polarity (positive − negative share) held for {th.duration} "
@@ -108,6 +108,16 @@ def _reversal_section(doc: _Doc, ev: RunEvaluation, names: dict[str, str]) -> pd
     real_rev = rev[rev["real_reversals"] > 0]
     n_events = real_rev["event"].nunique()
     doc.para(f"{n_events} of {rev['event'].nunique()} event(s) reverse in the real data.")
+    skill = reversal_skill(rev, order)
+    if not skill.empty:
+        doc.para(f"Hit: on an event whose real trajectory reverses, a simulated turning point within "
+                 f"{REVERSAL_TOLERANCE} windows of a real one, same direction. False alarm: on an event that does "
+                 "not reverse, any simulated reversal. Hits − false alarms is 0 for a simulator that reverses at "
+                 "random (the oracle, the real trajectory's own resample, is the reference).")
+        shown = skill.set_index("method").round(3).astype(object)
+        shown = shown.where(shown.notna(), "–")
+        shown.index = [names.get(m, m) for m in shown.index]
+        doc.table(shown)
     if n_events == 0:
         return rev
     if n_events < MAX_LISTED_REVERSAL_EVENTS:
@@ -156,8 +166,14 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
                           "horizons": horizon_sizes(metrics), "tables": {}}
     for label, dim in (("state", "state"), ("all", ALL_DIMENSIONS)):
         summ = summarise(metrics, dim, t1_methods, settings, PRIMARY)
-        wide = wide_table(summ, t1_methods, settings, PRIMARY, names)
+        skill = kl_skill(metrics, dim, t1_methods, settings)
+        shown = [*PRIMARY, "skill"] if not skill.empty else list(PRIMARY)
+        summ = pd.concat([summ, skill], ignore_index=True) if not skill.empty else summ
+        wide = wide_table(summ, t1_methods, settings, shown, names)
         doc.heading(f"Table 1 — {'state' if dim == 'state' else 'mean over the 8 dimensions'}")
+        if not skill.empty:
+            doc.para("skill = 1 − KL(method) / KL(persistence) on the same events and seed: > 0 beats "
+                     "carrying the warm-up mix forward, ≤ 0 adds nothing over it.")
         doc.table(wide)
         wide.to_csv(tables_dir / f"table1_{label}.csv")
         summary_json["tables"][f"table1_{label}"] = summ.to_dict(orient="records")
@@ -218,9 +234,12 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
         plots.radar_plot(values, names, f"Matched accuracy per dimension ({long_setting})", plots_dir / "radar.png")
         doc.image("plots/radar.png", "radar chart of methods over dimensions")
 
-    rev = _reversal_section(doc, ev, names)
+    rev = _reversal_section(doc, ev, names, list(dict.fromkeys(t1_methods + t2_methods + present)))
     if not rev.empty:
         rev.to_csv(tables_dir / "reversals.csv", index=False)
+        skill = reversal_skill(rev, list(dict.fromkeys(t1_methods + t2_methods + present)))
+        skill.to_csv(tables_dir / "reversal_skill.csv", index=False)
+        summary_json["reversal_skill"] = skill.to_dict(orient="records")
     ev.thresholds.save(tables_dir / "reversal_thresholds_used.json")
 
     doc.heading("Trajectories")
@@ -240,10 +259,10 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
         doc.image(f"plots/{p1.name}", f"{event} state trajectories")
         doc.image(f"plots/{p2.name}", f"{event} 8 dimensions")
 
-    (run_dir / "summary.json").write_text(json.dumps(_clean(summary_json), indent=2, default=_json_default))
-    (run_dir / "report.md").write_text("\n".join(doc.md))
+    atomic_write_text(run_dir / "summary.json", json.dumps(_clean(summary_json), indent=2, default=_json_default))
+    atomic_write_text(run_dir / "report.md", "\n".join(doc.md))
     out = run_dir / "report.html"
-    out.write_text(doc.render_html())
+    atomic_write_text(out, doc.render_html())
     return out
 
 

@@ -62,6 +62,8 @@ class ReversalThresholds:
 # A swing smaller than this is not called a reversal of opinion however quiet the nulls are (short
 # events have few windows, so their nulls rarely show two held levels at all).
 MIN_MAGNITUDE = 0.1
+# A simulated turning point within this many windows of a real one (same direction) is a hit.
+REVERSAL_TOLERANCE = 2
 # Used only when no thresholds were fitted; reports say so.
 DEFAULT_THRESHOLDS = ReversalThresholds(magnitude=0.3, duration=2, source="default (not fitted)")
 
@@ -242,9 +244,13 @@ def fit_reversal_thresholds(train_codes: Sequence[np.ndarray], window: int = 128
 
 
 def compare_reversals(real: np.ndarray, sim: np.ndarray, centres: np.ndarray,
-                      thresholds: ReversalThresholds = DEFAULT_THRESHOLDS) -> dict:
+                      thresholds: ReversalThresholds = DEFAULT_THRESHOLDS,
+                      tolerance: int = REVERSAL_TOLERANCE) -> dict:
     """Does the simulation reverse like the real trajectory? For the first real reversal: whether the
-    simulation has one in the same direction, and the timing error (responses) to the nearest such."""
+    simulation has one in the same direction, and the timing error (responses) to the nearest such.
+    Scored so that noise cannot win: `hit` (the real series reverses) when a simulated turning point
+    lies within `tolerance` windows of a real one in the same direction; `false_alarm` (the real
+    series does not reverse) when the simulation reverses at all. Each is None on the other kind of event."""
     real = np.asarray(real, dtype=np.float64)
     sim = np.asarray(sim, dtype=np.float64)
     if real.shape != sim.shape:
@@ -252,9 +258,13 @@ def compare_reversals(real: np.ndarray, sim: np.ndarray, centres: np.ndarray,
     r_rev = detect_reversals(real, thresholds)
     s_rev = detect_reversals(sim, thresholds)
     out = {"real_reversals": len(r_rev), "sim_reversals": len(s_rev), "real_direction": None,
-           "real_at_response": float("nan"), "same_direction": None, "timing_error_responses": float("nan")}
+           "real_at_response": float("nan"), "same_direction": None, "timing_error_responses": float("nan"),
+           "hit": None, "false_alarm": None}
     if not r_rev:
+        out["false_alarm"] = bool(s_rev)
         return out
+    out["hit"] = any(r.direction == s.direction and abs(r.window - s.window) <= tolerance
+                     for r in r_rev for s in s_rev)
     first = r_rev[0]
     out["real_direction"] = first.direction
     out["real_at_response"] = float(centres[first.window])

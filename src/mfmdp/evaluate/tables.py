@@ -23,7 +23,8 @@ TABLE2_METHODS: tuple[str, ...] = table_methods(2)
 PRIMARY: tuple[str, ...] = ("kl", "js", "wasserstein", "dtw", "matched_accuracy")
 SECONDARY: tuple[str, ...] = ("kl_step", "macro_f1", "micro_f1", "nll")
 METRIC_TITLES = {"kl": "KL", "js": "JS", "wasserstein": "W1", "dtw": "DTW", "matched_accuracy": "Acc(1-TV)",
-                 "kl_step": "KL/step", "macro_f1": "Macro-F1", "micro_f1": "Micro-F1", "nll": "NLL (nats)"}
+                 "kl_step": "KL/step", "macro_f1": "Macro-F1", "micro_f1": "Micro-F1", "nll": "NLL (nats)",
+                 "skill": "skill (1 − KL/KL persistence)"}
 ALL_DIMENSIONS = "mean of 8"
 
 
@@ -80,6 +81,59 @@ def summarise(metrics: pd.DataFrame, dimension: str, methods: Sequence[str],
                                       "n_events", "n_seeds"])
 
 
+def kl_skill(metrics: pd.DataFrame, dimension: str, methods: Sequence[str], settings: Sequence[str],
+             reference: str = "persistence") -> pd.DataFrame:
+    """Skill over a floor: 1 - KL(method) / KL(reference), KL the windowed mean over the events both
+    have, per seed (the reference's seed-0 run where it has fewer seeds, as a deterministic floor does);
+    mean and spread over seeds, in the layout of `summarise` (metric "skill"). > 0: better than the floor."""
+    df = _select(metrics, dimension)
+    out = []
+    for setting in settings:
+        ref = df[(df["method"] == reference) & (df["setting"] == setting)]
+        if ref.empty:
+            continue
+        ref_by_seed = {s: g.set_index("event")["kl"] for s, g in ref.groupby("seed")}
+        for method in methods:
+            part = df[(df["method"] == method) & (df["setting"] == setting)]
+            skills, events = [], set()
+            for seed, g in part.groupby("seed"):
+                floor = ref_by_seed.get(seed, ref_by_seed[min(ref_by_seed)])
+                mine = g.set_index("event")["kl"]
+                common = mine.index.intersection(floor.index)
+                denominator = float(floor.loc[common].mean()) if len(common) else float("nan")
+                if len(common) and denominator > 0:
+                    skills.append(1.0 - float(mine.loc[common].mean()) / denominator)
+                    events |= set(common)
+            if not skills:
+                continue
+            out.append({"method": method, "setting": setting, "metric": "skill", "mean": float(np.mean(skills)),
+                        "spread": float(np.std(skills, ddof=1)) if len(skills) > 1 else float("nan"),
+                        "spread_over": "seeds", "n_events": len(events), "n_seeds": len(skills)})
+    return pd.DataFrame(out, columns=["method", "setting", "metric", "mean", "spread", "spread_over",
+                                      "n_events", "n_seeds"])
+
+
+def reversal_skill(reversals: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Per method, from compare_reversals rows (event, method, seed, hit, false_alarm): the hit rate
+    on events whose real trajectory reverses, the false-alarm rate on those where it does not (each a
+    mean over event x seed), and hits minus false alarms (Peirce's skill score: 0 for a simulator
+    that reverses at random, whatever its rate; NaN when either kind of event is missing)."""
+    cols = ["method", "reversing_events", "hit_rate", "quiet_events", "false_alarm_rate", "hits_minus_false_alarms"]
+    rows = []
+    for method in methods:
+        part = reversals[reversals["method"] == method]
+        if part.empty:
+            continue
+        hits = part.loc[part["hit"].notna(), "hit"].astype(float)
+        alarms = part.loc[part["false_alarm"].notna(), "false_alarm"].astype(float)
+        hit_rate = float(hits.mean()) if len(hits) else float("nan")
+        fa_rate = float(alarms.mean()) if len(alarms) else float("nan")
+        rows.append({"method": method, "reversing_events": int(part.loc[part["hit"].notna(), "event"].nunique()),
+                     "hit_rate": hit_rate, "quiet_events": int(part.loc[part["false_alarm"].notna(), "event"].nunique()),
+                     "false_alarm_rate": fa_rate, "hits_minus_false_alarms": hit_rate - fa_rate})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def horizon_sizes(metrics: pd.DataFrame) -> dict[str, tuple[float, float, int]]:
     """Setting -> (mean scored responses, mean steps, events): every horizon is stated in both."""
     from mfmdp.evaluate.protocol import SETTINGS
@@ -115,7 +169,7 @@ def wide_table(summary: pd.DataFrame, methods: Sequence[str], settings: Sequence
             except KeyError:
                 cells.append("–")
         rows[names.get(method, method)] = cells
-    arrows = {m: ("↓" if LOWER_IS_BETTER[m] else "↑") for m in metric_names}
+    arrows = {m: ("↓" if LOWER_IS_BETTER.get(m, False) else "↑") for m in metric_names}
     header = [f"{s} / {METRIC_TITLES.get(m, m)} {arrows[m]}" for s, m in cols]
     return pd.DataFrame.from_dict(rows, orient="index", columns=header)
 

@@ -249,6 +249,29 @@ def evaluate(model: EventTransformer, feats: list[EventFeatures], K: int, n_star
 
 
 # --- the loop -------------------------------------------------------------------------------------
+# Steps ahead at which f_psi's free-running forecast is compared with persistence (issue 13: a
+# simulator scored on 300+ step horizons needs a macro model with skill there, not only at K).
+SKILL_HORIZONS = (30, 100, 300)
+
+
+def horizon_skill(model: EventTransformer, feats: list[EventFeatures], horizons=SKILL_HORIZONS,
+                  n_starts: int = 8, persistence_steps: int = 8) -> dict:
+    """Skill over persistence of self-fed rollouts, cumulative to each horizon h:
+    1 - sum_{k<=h} KL(real || rollout) / sum_{k<=h} KL(real || persistence), over every labelled step
+    inside the event; with the number of rollouts that reach h (events shorter than s + h count up
+    to their end). Horizons past the longest event are left out."""
+    longest = max((len(f) for f in feats), default=0)
+    usable = [h for h in horizons if h < longest]
+    if not usable:
+        return {}
+    rep = evaluate(model, feats, max(usable), n_starts, persistence_steps)
+    counts = np.asarray(rep["rollouts_per_k"], dtype=np.float64)
+    roll = np.cumsum(np.asarray(rep["roll_kl_per_k"]) * counts)
+    pers = np.cumsum(np.asarray(rep["persistence_kl_per_k"]) * counts)
+    return {str(h): {"skill": round(float(1 - roll[h - 1] / pers[h - 1]), 4) if pers[h - 1] > 0 else float("nan"),
+                     "rollouts_reaching": int(counts[h - 1])} for h in usable}
+
+
 def _batches(feats: list[EventFeatures], size: int, rng: np.random.Generator) -> list[list[EventFeatures]]:
     """Events of similar length together (less padding), batch order shuffled."""
     order = sorted(range(len(feats)), key=lambda i: (len(feats[i]), rng.random()))
@@ -364,5 +387,7 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
     model.eval()
     if val_feats:
         result.validation = evaluate(model, val_feats, cfg.horizon, cfg.val_starts, cfg.persistence_steps)
+        result.validation["skill_by_horizon"] = horizon_skill(model, val_feats, SKILL_HORIZONS, cfg.val_starts,
+                                                              cfg.persistence_steps)
     result.seconds = time.perf_counter() - t_start
     return model, result
