@@ -234,3 +234,95 @@ def test_warmup_must_leave_steps_to_simulate():
     steps = make_steps(event, 16)
     with pytest.raises(ValueError, match="warm-up"):
         make_replay(event, steps, labels, emb, schedule_for(steps), 3)
+
+
+class RecordingPolicy(FakePolicy):
+    """FakePolicy that keeps every context it was given and every proposal it realised."""
+
+    def __init__(self):
+        self.contexts, self.realised = [], []
+
+    def propose(self, ctx, n_candidates, rng):
+        self.contexts.append(np.array(ctx.synopsis, copy=True))
+        return super().propose(ctx, n_candidates, rng)
+
+    def realise(self, ctx, proposal, j, rng):
+        self.realised.append(proposal)
+        return super().realise(ctx, proposal, j, rng)
+
+
+@pytest.mark.parametrize("realised", [True, False])
+def test_policy_synopsis_realised_or_frozen_after_warmup(realised):
+    _, _, _, _, replay = build()
+    pol = RecordingPolicy()
+    simulate(replay, parts(policy=pol, policy_reads_realised=realised), seed=3)
+    first = pol.contexts[0]
+    assert np.allclose(np.stack(pol.contexts[1:]), first) != realised
+    assert np.abs(first).sum() > 0  # the synopsis at the end of warm-up, not zeros
+
+
+def test_evidence_weight_tempers_the_proposal_toward_the_forecast_only_for_prior_methods():
+    from mfmdp.simulate.loop import temper
+
+    q = np.array([[[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]])
+    m = np.array([0.2, 0.5, 0.3])
+    assert np.allclose(temper(q, m, 1.0), q) and np.allclose(temper(q, m, 0.0), np.broadcast_to(m, q.shape))
+    half = temper(q, m, 0.5)
+    assert np.allclose(half.sum(-1), 1) and np.allclose(half[0, 0], np.sqrt(q[0, 0] * m) / np.sqrt(q[0, 0] * m).sum())
+    _, _, _, _, replay = build()
+    for prior, expect_forecast in ((True, True), (False, False)):
+        pol = RecordingPolicy()
+        res = simulate(replay, parts(policy=pol, candidates=1, prior=prior, evidence_weight=0.0), seed=0)
+        t = replay.warmup_steps + 2
+        rows = pol.realised[2].state_probs[0]
+        assert np.allclose(rows, res.m_hat[t]) == expect_forecast
+
+
+def test_systematic_draws_keep_each_agent_distribution_and_cut_the_mix_noise():
+    from mfmdp.policy.base import Proposal
+
+    q = np.array([0.5, 0.3, 0.2])
+    rng = np.random.default_rng(0)
+    independent, systematic = [], []
+    for _ in range(400):
+        for flag, out in ((False, independent), (True, systematic)):
+            p = Proposal(np.broadcast_to(q, (1, 16, 3)).copy(), systematic=flag)
+            out.append(np.bincount(p.draw_states(0, rng), minlength=3))
+    sys_counts, ind_counts = np.array(systematic), np.array(independent)
+    assert np.allclose(sys_counts.mean(0) / 16, q, atol=0.02)  # marginals unchanged
+    assert np.abs(sys_counts - 16 * q).max() < 1 + 1e-9  # within one agent of 16 q, every draw
+    assert ind_counts.std(0).min() > 3 * sys_counts.std(0).max()
+
+
+def test_standardised_selection_is_scale_free():
+    from mfmdp.policy.costs import candidate_weights
+    from mfmdp.policy.reselection import standardised
+
+    v = np.array([1e-4, 3e-4, 2e-4, 5e-4])
+    assert np.allclose(candidate_weights(standardised(v), 2.0), candidate_weights(standardised(v * 1e4), 2.0))
+    assert not np.allclose(candidate_weights(v, 2.0), candidate_weights(v * 1e4, 2.0))
+    assert np.allclose(standardised(np.full(4, 0.3)), 0)
+
+
+def test_simulation_options_of_the_config_reach_the_loop(monkeypatch):
+    from types import SimpleNamespace
+
+    from mfmdp.simulate import loop
+    from mfmdp.simulate.config import ExperimentConfig
+    from mfmdp.simulate.methods import get_method
+    from mfmdp.simulate.runner import simulate_method
+
+    seen = {}
+    monkeypatch.setattr(loop, "simulate", lambda replay, parts, seed: seen.setdefault("parts", parts) and 1 / 0)
+    cfg = ExperimentConfig.model_validate({"simulation": {
+        "evidence_weight": 0.3, "state_draws": "systematic", "selection_scale": "standardised",
+        "policy_synopsis": "frozen", "transition_synopsis": "frozen"}})
+    spec = get_method("mf_mdp")
+    models = SimpleNamespace(policies={spec.policy_key: FakePolicy()}, annotator=None, encoder=None,
+                             transitions={spec.lct_state: FakeTransition()}, synopsis_factory=None)
+    with pytest.raises(ZeroDivisionError):
+        simulate_method(cfg, spec, build()[-1], models, seed=0)
+    p = seen["parts"]
+    assert (p.evidence_weight, p.prior, p.systematic_draws, p.selection_scale) == (0.3, True, True, "standardised")
+    assert p.policy_reads_realised is False and p.transition_reads_realised is False
+    assert get_method("direct").use_prior is False  # tempering toward m^ never reaches a method without it

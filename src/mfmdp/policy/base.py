@@ -29,15 +29,36 @@ class StepContext:
     seconds: np.ndarray | None = None  # float [n]: arrival time of each agent's slot (unix s)
 
 
+def sample_categorical(probs: np.ndarray, rng: np.random.Generator, u: np.ndarray | None = None) -> np.ndarray:
+    """int64 [n]: one draw per row of probs [n, K] by inverse CDF, from uniforms `u` [n] (default:
+    one fresh uniform per row)."""
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random(len(probs)) if u is None else u
+    return np.minimum((cdf < (u * cdf[:, -1])[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+
+
+def systematic_uniforms(n: int, rng: np.random.Generator) -> np.ndarray:
+    """[n] uniforms (perm_i + U) / n: each one uniform on [0, 1) (every agent keeps its own
+    distribution), jointly one per 1/n stratum, so a step's agents with the same q realise the
+    mix with less than one agent of error per state instead of binomial noise."""
+    return (rng.permutation(n) + rng.random()) / n
+
+
 @dataclass
 class Proposal:
     state_probs: np.ndarray  # float [J, n, S]: q_phi per candidate and agent
     handle: Any = None  # backend-private data needed by `realise` (e.g. hidden states per candidate)
+    systematic: bool = False  # set by the simulator: low-variance draws of the step's states
 
     @property
     def mixes(self) -> np.ndarray:
         """Candidate state mixes mean_i q_j: [J, S] (what enters the K-step rollouts)."""
         return self.state_probs.mean(axis=1)
+
+    def draw_states(self, j: int, rng: np.random.Generator) -> np.ndarray:
+        """int64 [n]: each agent's state drawn from candidate j's q (every backend's `realise` uses it)."""
+        q = self.state_probs[j]
+        return sample_categorical(q, rng, systematic_uniforms(len(q), rng) if self.systematic else None)
 
 
 @dataclass

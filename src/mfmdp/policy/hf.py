@@ -31,7 +31,7 @@ import numpy as np
 from mfmdp.core.atomic import atomic_write_json
 from mfmdp.core.schema import STATES
 from mfmdp.llm.errors import require
-from mfmdp.policy.base import Actions, Proposal, StepContext
+from mfmdp.policy.base import Actions, Proposal, StepContext, sample_categorical
 from mfmdp.policy.inputs import PolicyInputs
 from mfmdp.policy.prompting import PolicyPrompter
 
@@ -82,12 +82,6 @@ def examples_from_step(ctx: StepContext, states: np.ndarray, behaviors: np.ndarr
     """The step's agents with a known state (unknown states are not trained on)."""
     return [AgentExample(ctx, i, int(states[i]), int(behaviors[i]), texts[i] or "")
             for i in range(len(states)) if states[i] >= 0]
-
-
-def _sample_rows(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    cdf = np.cumsum(p, axis=-1)
-    u = rng.random(len(p)) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=-1), p.shape[-1] - 1)
 
 
 class HFPolicy:
@@ -281,12 +275,12 @@ class HFPolicy:
         n = len(q)
         if n == 0:
             return Actions(np.zeros(0, np.int8), np.zeros(0, np.int8), [], extra={"candidate_seed": h["seeds"][j]})
-        states = _sample_rows(q, rng)
+        states = proposal.draw_states(j, rng)
         self.model.eval()
         with candidate_masks(self.model, h["seeds"][j]):
             with self.torch.no_grad():
                 pi = self._behavior_log_pi(h["prompts"], states).exp().double().cpu().numpy()
-            behaviors = _sample_rows(pi, rng)
+            behaviors = sample_categorical(pi, rng)
             prefixes = [p + self._head + self._state_ids[y] + self._mid + self._behavior_ids[b] + self._tail
                         for p, y, b in zip(h["prompts"], states, behaviors)]
             texts = self.generate(prefixes, seed=int(rng.integers(0, 2**31 - 1)))

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from mfmdp.core.atomic import atomic_write_json
 from mfmdp.core.schema import Labels
-from mfmdp.policy.base import Actions, Proposal, StepContext
+from mfmdp.policy.base import Actions, Proposal, StepContext, sample_categorical
 from mfmdp.policy.network import NeuralPolicyConfig, PolicyNet, action_nll, agent_features, log_prior_of
 from mfmdp.policy.retrieval import RetrievalPool
 
@@ -28,13 +28,6 @@ log = logging.getLogger(__name__)
 WEIGHTS = "policy.safetensors"
 CONFIG = "policy.json"
 POOL_DIR = "pool"
-
-
-def sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """int64 [n]: one draw per row of probs [n, K] (inverse CDF, one uniform per row)."""
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(len(probs)) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=-1), probs.shape[-1] - 1)
 
 
 class NeuralPolicy:
@@ -83,9 +76,8 @@ class NeuralPolicy:
         )
 
     def realise(self, ctx: StepContext, proposal: Proposal, j: int, rng: np.random.Generator) -> Actions:
-        q = proposal.state_probs[j]  # [n, S]
         pi = proposal.handle["behavior_probs"][j]  # [n, S, B]
-        states = sample_categorical(q, rng)
+        states = proposal.draw_states(j, rng)
         behaviors = sample_categorical(pi[np.arange(len(states)), states], rng)
         states8, behaviors8 = states.astype(np.int8), behaviors.astype(np.int8)
         if self.pool is None:

@@ -137,7 +137,7 @@ class OpenAIPolicy:
         q = proposal.state_probs[j]
         n, ns = len(q), self.config.n_samples
         samples, prompts = proposal.handle["samples"], proposal.handle["prompts"]
-        states = np.array([rng.choice(len(STATES), p=q[i]) for i in range(n)], dtype=np.int64)
+        states = proposal.draw_states(j, rng)
         behaviors = np.zeros(n, dtype=np.int8)
         texts = [""] * n
         missing: list[int] = []

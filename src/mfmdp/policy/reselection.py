@@ -55,6 +55,13 @@ def candidate_costs(
     return v[0] if single else v
 
 
+def standardised(v: np.ndarray) -> np.ndarray:
+    """(V - mean) / std along the last axis; zeros where all candidates cost the same."""
+    v = np.asarray(v, dtype=np.float64)
+    spread = v.std(axis=-1, keepdims=True)
+    return np.where(spread > 1e-12, (v - v.mean(axis=-1, keepdims=True)) / np.maximum(spread, 1e-12), 0.0)
+
+
 def select_candidate(
     session: TransitionSession,
     mixes: np.ndarray,
@@ -64,14 +71,17 @@ def select_candidate(
     gamma: float,
     rng: np.random.Generator,
     m_hat: np.ndarray | None = None,
+    scale: str = "raw",
 ) -> tuple[int, np.ndarray]:
-    """(chosen j, V [J]) for one session row; j ~ softmax(-beta V)."""
+    """(chosen j, V [J]) for one session row; j ~ softmax(-beta V), or with `scale` "standardised"
+    softmax(-beta z), z = (V - mean V) / std V: scale-free, so one beta means the same on any
+    dataset (V spreads differ by orders of magnitude between events and datasets)."""
     mixes = np.asarray(mixes, dtype=np.float64)
     if mixes.ndim != 2:
         raise ValueError(f"select_candidate takes mixes [J, S], got shape {mixes.shape}")
     if len(mixes) == 1:
         return 0, np.zeros(1)
     v = candidate_costs(session, mixes, r_prev, k, gamma, m_hat)
-    w = candidate_weights(v, beta)
+    w = candidate_weights(standardised(v) if scale == "standardised" else v, beta)
     j = int(rng.choice(len(w), p=w))
     return j, v

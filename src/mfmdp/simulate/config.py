@@ -60,6 +60,16 @@ class SimulationConfig(_Strict):
     # policy's) or "frozen" at the end of warm-up, as in f_psi's L_roll training and the
     # transition-only floor (the simulated texts are retrieved prototypes, not what f_psi saw in training)
     transition_synopsis: Literal["realised", "frozen"] = "realised"
+    # the policy's context after warm-up: "realised" or "frozen" at the end of warm-up (with
+    # transition_synopsis frozen too, the policy and f_psi read the same synopsis)
+    policy_synopsis: Literal["realised", "frozen"] = "realised"
+    # weight w of the agents' evidence against f_psi's forecast, q' ∝ m^^(1-w) q^w (methods with the
+    # prior): 1 = the policy as trained, 0 = every agent draws from m^_t (simulate/loop.py:temper)
+    evidence_weight: float = Field(1.0, ge=0.0)
+    # "independent": one uniform per agent; "systematic": low-variance draws of each step's states
+    state_draws: Literal["independent", "systematic"] = "independent"
+    # V in softmax(-beta V): "raw" rollout costs, or "standardised" over the J candidates (scale-free)
+    selection_scale: Literal["raw", "standardised"] = "raw"
 
 
 class EvaluationConfig(_Strict):

@@ -43,9 +43,17 @@ class LoopParts:
     social_k: int = 8
     # (dim, decay, topic) -> a synopsis (EmbeddingSynopsis by default; an LLM summariser when configured)
     synopsis_factory: Callable | None = None
-    # False: f_psi (and the reselection rollouts) read r frozen at the end of warm-up; the policy
-    # still reads the realised synopsis
+    # False: f_psi (and the reselection rollouts) read r frozen at the end of warm-up
     transition_reads_realised: bool = True
+    # False: the policy's context (vector and text) is frozen at the end of warm-up too
+    policy_reads_realised: bool = True
+    # Coupling of f_psi's forecast with the agents' evidence (methods whose policy reads the prior):
+    # q'_i ∝ m^_t^(1-w) * q_i^w, i.e. the evidence log q_i - log m^_t scaled by w. 1: the policy as
+    # trained; 0: q' = m^_t, the agents add nothing
+    evidence_weight: float = 1.0
+    prior: bool = False  # the policy reads m^_t (only then is evidence_weight applied)
+    systematic_draws: bool = False  # low-variance draws of each step's states (Proposal.draw_states)
+    selection_scale: str = "raw"  # "raw" | "standardised" V in softmax(-beta V) (select_candidate)
 
 
 @dataclass
@@ -88,6 +96,7 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
     m_prev = np.full(S, 1.0 / S)
     r_prev = np.zeros(dim, dtype=np.float32)
     r_psi = r_prev  # f_psi's synopsis input
+    r_pol, text_pol, pol_set = r_prev, "", False  # the policy's context (fixed once set, when frozen)
     m_hat_all = np.full((T, S), 1.0 / S)
     m_real_all = np.zeros((T, S))
     chosen = np.full(T, -1, dtype=np.int64)
@@ -104,14 +113,17 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
         if t >= warm_steps:
             agents = lo + np.flatnonzero(~replay.is_signal[lo:hi])
             if len(agents):
-                ctx_vec = _context_vector(parts.context, r_prev, social)
+                if parts.policy_reads_realised or not pol_set:
+                    r_pol = _context_vector(parts.context, r_prev, social)
+                    text_pol = _context_text(parts.context, synopsis, social)
+                    pol_set = True
                 profiles = replay.profiles[agents]
                 ctx = StepContext(
                     t=t,
                     topic=replay.topic,
                     m_hat=m_hat,
-                    synopsis=ctx_vec,
-                    synopsis_text=_context_text(parts.context, synopsis, social),
+                    synopsis=r_pol,
+                    synopsis_text=text_pol,
                     signal=replay.schedule.signals[t],
                     signal_texts=replay.signal_texts[t],
                     time=replay.schedule.time[t],
@@ -119,10 +131,13 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
                     seconds=replay.times[agents],
                 )
                 proposal = parts.policy.propose(ctx, J, rng)
+                if parts.prior and parts.evidence_weight != 1.0:
+                    proposal.state_probs = temper(proposal.state_probs, m_hat, parts.evidence_weight)
+                proposal.systematic = parts.systematic_draws
                 j = 0
                 if J > 1:
                     j, v = select_candidate(session, proposal.mixes, r_psi, k=parts.horizon, beta=parts.beta,
-                                            gamma=parts.gamma, rng=rng, m_hat=m_hat)
+                                            gamma=parts.gamma, rng=rng, m_hat=m_hat, scale=parts.selection_scale)
                     values[t, : len(v)] = v
                 chosen[t] = j
                 actions = parts.policy.realise(ctx, proposal, j, rng)
@@ -141,6 +156,17 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
             r_psi = r_prev
 
     return SimResult(labels, texts, m_hat_all, m_real_all, chosen, values)
+
+
+def temper(state_probs: np.ndarray, m_hat: np.ndarray, weight: float) -> np.ndarray:
+    """q' ∝ m^^(1-w) q^w per agent and candidate ([J, n, S]): the agents' evidence over the forecast,
+    log q - log m^, scaled by w (0: every agent draws from m^; 1: q unchanged)."""
+    log_q = np.log(np.maximum(state_probs, 1e-12))
+    log_m = np.log(np.maximum(np.asarray(m_hat, dtype=np.float64), 1e-12))
+    z = (1.0 - weight) * log_m + weight * log_q
+    z -= z.max(axis=-1, keepdims=True)
+    out = np.exp(z)
+    return out / out.sum(axis=-1, keepdims=True)
 
 
 def _context_vector(kind: str, r_prev: np.ndarray, social: SocialContext | None) -> np.ndarray:

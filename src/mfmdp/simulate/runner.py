@@ -49,6 +49,11 @@ def simulate_method(cfg, spec: MethodSpec, replay, models, seed: int):
         gamma=sim.gamma,
         synopsis_decay=sim.synopsis_decay,
         transition_reads_realised=sim.transition_synopsis == "realised",
+        policy_reads_realised=sim.policy_synopsis == "realised",
+        evidence_weight=sim.evidence_weight,
+        prior=spec.use_prior,
+        systematic_draws=sim.state_draws == "systematic",
+        selection_scale=sim.selection_scale,
         social_k=sim.social_k,
         synopsis_factory=models.synopsis_factory,
     )
