@@ -160,3 +160,17 @@ def test_cosine_schedule_and_weight_average_are_what_gets_validated_and_kept():
     assert any(not torch.allclose(a, b) for a, b in zip(raw.parameters(), const.parameters()))
     with pytest.raises(ValueError, match="lr_schedule"):
         train(feats, tiny_config(), TrainConfig(epochs=1, lr_schedule="step"), progress=False)
+
+
+def test_with_l_roll_the_kept_epoch_was_trained_with_it_so_the_ablation_is_another_model():
+    """An epoch before L_roll starts is an L_seq-only model: the w/o LCT-State ablation under
+    another name. With alpha > 0 it is kept only if training ends before L_roll ever runs."""
+    feats = toy_features(8, 20, seed=4)
+    base = dict(epochs=4, lr=3e-3, horizon=4, starts_per_event=2, events_per_batch=2, seed=0, val_fraction=0.25,
+                roll_start_epoch=2, patience=10, threads=1)
+    lct, res = train(feats, tiny_config(), TrainConfig(alpha=1.0, **base), progress=False)
+    assert res.best_epoch >= 3
+    ablation, res0 = train(feats, tiny_config(), TrainConfig(alpha=0.0, **base), progress=False)
+    assert any(not torch.allclose(a, b) for a, b in zip(lct.parameters(), ablation.parameters()))
+    _, short = train(feats, tiny_config(), TrainConfig(alpha=1.0, **{**base, "epochs": 2}), progress=False)
+    assert short.best_epoch in (1, 2)  # L_roll never ran: the best L_seq epoch, with a warning

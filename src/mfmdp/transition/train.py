@@ -317,6 +317,7 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
     result = TrainResult(config={"train": asdict(cfg), "model": asdict(model_config)},
                          train_events=[f.event_id for f in train_feats], val_events=[f.event_id for f in val_feats])
     best, best_state, bad = math.inf, None, 0
+    fallback: tuple = (math.inf, 0, None)  # the best epoch before L_roll starts, kept only if none comes after
     t_start = time.perf_counter()
     n_batches = math.ceil(len(train_feats) / cfg.events_per_batch)
     step_count = 0
@@ -372,16 +373,26 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
                 score = -epoch  # no validation: keep the last model
             result.history.append(row)
             log.info("transition epoch %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-            if score < best:
+            # With L_roll, only epochs trained with it may be kept: an earlier best is an L_seq-only
+            # model, i.e. the w/o LCT-State ablation under another name (issue 13). Patience counts
+            # from then on too.
+            if cfg.alpha > 0 and epoch < cfg.roll_start_epoch:
+                if score < fallback[0]:
+                    fallback = (score, epoch + 1, {k: v.detach().clone() for k, v in scored.state_dict().items()})
+            elif score < best:
                 best, bad, result.best_epoch = score, 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
-            elif epoch >= cfg.roll_start_epoch or cfg.alpha == 0:  # patience counts once L_roll is on
+            else:
                 bad += 1
                 if bad >= cfg.patience:
                     break
             if cfg.max_seconds is not None and time.perf_counter() - t_start > cfg.max_seconds:
                 log.info("transition training: time budget of %.0f s reached after epoch %d", cfg.max_seconds, epoch + 1)
                 break
+    if best_state is None and fallback[2] is not None:
+        log.warning("transition training stopped before L_roll started (epoch %d): the checkpoint is trained "
+                    "on L_seq only", cfg.roll_start_epoch + 1)
+        best, result.best_epoch, best_state = fallback
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -1,0 +1,180 @@
+"""How much does per-agent evidence say about a response's state, beyond the step-level mix?
+
+    python bench/agent_evidence.py experiments/weibo.yaml --cache runs/weibo-val/cache \
+        [--json bench/results/agent_evidence.json]
+
+Issue 13, item 2: every input the policy reads today is step-level, so the 16 agents of a step share
+one q. Before wiring new inputs into the policy, this measures their information on held-out events:
+a multinomial logistic regression of the real state of each scored response (non-signal, after the
+warm-up), fitted on the training side of the config's split and scored on its validation side
+(held-out NLL in nats, lower is better), for nested feature sets:
+
+  mix        log of the real state mix of the previous 8 steps (the step-level prior; teacher-forced)
+  profile    the author's profile features (followers, verified, gender, ... where the source has them)
+  timing     position of the response inside its step, log time since the last signal and the source
+  repeat     the author's own earlier response in this event: present or not, and its state
+  history    the author in the training events: how often, and their smoothed state mix there
+  behavior   share or comment (an ACTION the simulator produces, never an input: shown for scale)
+
+Author ids that are empty or the md5 of the empty string (a missing id on CHECKED, not a user) are
+treated as unknown. The labels come from the config's annotator (read from --cache when a run made them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchutil import manifest, write_json
+from mfmdp.simulate.config import load_config
+from mfmdp.simulate.prepare import prepare
+
+S = 3
+MISSING_IDS = {"", "d41d8cd98f00b204e9800998ecf8427e"}  # md5("") marks a missing id, not a user
+PRIOR_STEPS = 8
+FEATURE_SETS = {
+    "mix": ("mix",),
+    "mix + profile": ("mix", "profile"),
+    "mix + timing": ("mix", "timing"),
+    "mix + repeat": ("mix", "repeat"),
+    "mix + history": ("mix", "history"),
+    "mix + profile + timing + repeat + history": ("mix", "profile", "timing", "repeat", "history"),
+    "(behavior, not an input) mix + behavior": ("mix", "behavior"),
+}
+
+
+def author_history(events) -> dict[str, np.ndarray]:
+    """Known author -> state counts [S] over the given (training) events."""
+    hist: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(S))
+    for p in events:
+        states = p.labels.codes["state"]
+        for uid, y in zip(p.event.table.user_ids, states):
+            if uid not in MISSING_IDS and y >= 0:
+                hist[uid][y] += 1
+    return dict(hist)
+
+
+def event_rows(p, warmup_steps: int, history: dict[str, np.ndarray], global_mix: np.ndarray,
+               exclude_own: bool) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Feature blocks and states of one event's scored responses. `exclude_own`: the author history
+    leaves out this event's own responses (training side: the history counts them)."""
+    table, steps, states = p.event.table, p.steps, p.labels.codes["state"].astype(np.int64)
+    step_of = steps.step_of()
+    counts = np.zeros((len(steps), S))
+    known = states >= 0
+    np.add.at(counts, (step_of[known], states[known]), 1)
+    own = defaultdict(lambda: np.zeros(S))
+    if exclude_own:
+        for uid, y in zip(table.user_ids, states):
+            if uid not in MISSING_IDS and y >= 0:
+                own[uid][y] += 1
+    signal_times = sorted(s.time.timestamp() for s in p.event.signals)
+    source_time = p.event.topic.time.timestamp()
+    last_state: dict[str, int] = {}
+    blocks = defaultdict(list)
+    ys, stats = [], {"rows": 0, "repeat": 0, "history": 0}
+    for i in range(len(table)):
+        uid, t = table.user_ids[i], int(step_of[i])
+        if t >= warmup_steps and not steps.is_signal[i] and states[i] >= 0:
+            prev = counts[max(0, t - PRIOR_STEPS):t].sum(0)
+            blocks["mix"].append(np.log((prev + 0.5) / (prev.sum() + 0.5 * S)))
+            blocks["profile"].append(table.profiles[i])
+            lo, hi = steps.bounds[t], steps.bounds[t + 1] - 1
+            span = max(table.times[hi] - table.times[lo], 1.0)
+            last_signal = max([s for s in signal_times if s <= table.times[i]], default=source_time)
+            blocks["timing"].append([(table.times[i] - table.times[lo]) / span,
+                                     np.log1p(max(table.times[i] - last_signal, 0.0)) / 10,
+                                     np.log1p(max(table.times[i] - source_time, 0.0)) / 10])
+            known_author = uid not in MISSING_IDS
+            before = last_state.get(uid) if known_author else None
+            blocks["repeat"].append([before is not None] + [before == k for k in range(S)])
+            h = history.get(uid, np.zeros(S)) - own[uid] if known_author else np.zeros(S)
+            n_h = float(h.sum())
+            blocks["history"].append([np.log1p(n_h) / 5, *((h + global_mix) / (n_h + 1) - global_mix)])
+            blocks["behavior"].append([table.behavior[i]])
+            ys.append(states[i])
+            stats["rows"] += 1
+            stats["repeat"] += before is not None
+            stats["history"] += n_h > 0
+        if uid not in MISSING_IDS and states[i] >= 0:
+            last_state[uid] = int(states[i])  # the real state: warm-up and teacher-forced alike
+    return {k: np.asarray(v, dtype=np.float64) for k, v in blocks.items()}, np.asarray(ys), stats
+
+
+def side_matrix(events, warmup_steps, history, global_mix, exclude_own):
+    parts, ys, total = defaultdict(list), [], defaultdict(int)
+    for p in events:
+        blocks, y, stats = event_rows(p, warmup_steps, history, global_mix, exclude_own)
+        if len(y):
+            for k, v in blocks.items():
+                parts[k].append(v)
+            ys.append(y)
+        for k, v in stats.items():
+            total[k] += v
+    return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(ys), dict(total)
+
+
+def held_out_nll(train_x, train_y, val_x, val_y, seed: int) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_x)
+    model = LogisticRegression(max_iter=1000, C=1.0, random_state=seed).fit(scaler.transform(train_x), train_y)
+    proba = model.predict_proba(scaler.transform(val_x))
+    col = {c: j for j, c in enumerate(model.classes_)}
+    p = np.array([proba[i, col[y]] if y in col else 1e-12 for i, y in enumerate(val_y)])
+    return float(-np.log(np.clip(p, 1e-12, 1)).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--cache", type=Path, required=True, help="label/embedding cache (a run's RUN_DIR/cache)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override KEY=VALUE")
+    ap.add_argument("--json", type=Path, default=Path("bench/results/agent_evidence.json"))
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    cfg = load_config(args.config, args.overrides)
+    prep = prepare(cfg, args.cache, sides=("train", "validation"), progress=False)
+    train, val = prep.sides["train"], prep.sides["validation"]
+    history = author_history(train)
+    all_train = np.concatenate([p.labels.codes["state"] for p in train])
+    global_mix = np.bincount(all_train[all_train >= 0], minlength=S) / max((all_train >= 0).sum(), 1)
+    w = cfg.simulation.warmup_steps
+    tx, ty, tstats = side_matrix(train, w, history, global_mix, exclude_own=True)
+    vx, vy, vstats = side_matrix(val, w, history, global_mix, exclude_own=False)
+    print(f"{len(train)} training events ({tstats['rows']} responses), {len(val)} validation events "
+          f"({vstats['rows']} responses; {vstats['repeat'] / max(vstats['rows'], 1):.1%} by an author who responded "
+          f"earlier in the event, {vstats['history'] / max(vstats['rows'], 1):.1%} by an author seen in training events)")
+    results = []
+    for name, blocks in FEATURE_SETS.items():
+        nll = held_out_nll(np.hstack([tx[b] for b in blocks]), ty, np.hstack([vx[b] for b in blocks]), vy, cfg.seed)
+        results.append({"features": name, "validation_nll": nll})
+    base = results[0]["validation_nll"]
+    print(f"\n{'features':<48} {'held-out NLL':>12} {'Δ vs mix':>9}  (< 0: informative)")
+    for r in results:
+        r["gain_over_mix"] = base - r["validation_nll"]
+        print(f"{r['features']:<48} {r['validation_nll']:>12.4f} {-r['gain_over_mix']:>+9.4f}")
+    repeat_rows = vx["repeat"][:, 0] > 0
+    if repeat_rows.any():  # where the own-earlier-response evidence exists at all
+        sub = {k: v[repeat_rows] for k, v in vx.items()}
+        for name in ("mix", "mix + repeat"):
+            blocks = FEATURE_SETS[name]
+            nll = held_out_nll(np.hstack([tx[b] for b in blocks]), ty, np.hstack([sub[b] for b in blocks]),
+                               vy[repeat_rows], cfg.seed)
+            results.append({"features": f"{name} (repeat authors only)", "validation_nll": nll,
+                            "rows": int(repeat_rows.sum())})
+            print(f"{name + ' (repeat authors only)':<48} {nll:>12.4f}")
+    seconds = time.perf_counter() - t0
+    print(f"\n{seconds:.0f} s")
+    write_json(args.json, {"manifest": manifest("agent_evidence.py", args), "train": tstats, "validation": vstats,
+                           "results": results, "seconds": seconds})
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
