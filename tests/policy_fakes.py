@@ -97,5 +97,5 @@ def tiny_event(seed: int = 0, steps: int = 12, per_step: int = 6, dim: int = 8, 
         event_id=event_id or f"e{seed}", topic="topic", schedule=schedule, bounds=bounds,
         agent_step=agent_step, agent_offsets=bounds.copy(), profiles=profiles, states=states,
         behaviors=behaviors, context=r_prev, r_prev=r_prev, m_prev=m_prev, m_real=m_real,
-        m_weight=np.ones(T, np.float32),
+        m_weight=np.ones(T, np.float32), own_previous=np.full(n, -1, np.int64),
     )

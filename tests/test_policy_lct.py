@@ -147,3 +147,23 @@ def test_batched_rollout_path_matches_the_session_path():
     ga = torch.autograd.grad(a, net.state_head.weight)[0]
     gb = torch.autograd.grad(b, net.state_head.weight)[0]
     np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-3, atol=1e-4)  # float32 sums
+
+
+def test_a_policy_reading_its_own_history_learns_what_the_author_said_before():
+    """Agents who repeat their earlier state: only the policy with use_own_history can know it."""
+    def repeating(seed):
+        ev = tiny_event(seed, steps=14, per_step=8)
+        rng = np.random.default_rng(seed + 7)
+        ev.own_previous = np.where(rng.random(len(ev.states)) < 0.7, ev.states, -1).astype(np.int64)
+        return ev
+
+    trans = FakeTransition(DIM, 11 + signal_dim(DIM) + 4)
+    events = [add_forecasts(repeating(s), trans) for s in range(6)]
+    held = [add_forecasts(repeating(100 + s), trans) for s in range(2)]
+    cfg = LCTConfig(lct=False, epochs=6, lr=1e-2, seed=0)
+    nll = {}
+    for own in (False, True):
+        pol, _ = train_policy(events, policy_cfg(use_own_history=own), cfg, trans, progress=False)
+        nll[own] = evaluate_policy(pol.net, held)["nll"]
+    assert policy_cfg(use_own_history=True).input_dim == policy_cfg().input_dim + 4
+    assert nll[True] < nll[False] - 0.1

@@ -326,3 +326,44 @@ def test_simulation_options_of_the_config_reach_the_loop(monkeypatch):
     assert (p.evidence_weight, p.prior, p.systematic_draws, p.selection_scale) == (0.3, True, True, "standardised")
     assert p.policy_reads_realised is False and p.transition_reads_realised is False
     assert get_method("direct").use_prior is False  # tempering toward m^ never reaches a method without it
+
+
+def test_author_memory_is_as_of_the_start_of_the_step_and_skips_unknown_authors():
+    from mfmdp.core.records import author_index
+    from mfmdp.policy.memory import AuthorMemory, own_history_features, previous_states
+
+    authors = author_index(["a", "b", "", "a", "d41d8cd98f00b204e9800998ecf8427e", "a", "b"])
+    assert list(authors) == [0, 1, -1, 0, -1, 0, 1]  # empty id and md5("") are nobody
+    states = np.array([2, 0, 1, 1, 0, -1, 2])
+    prev = previous_states(authors, states, np.array([0, 2, 4, 7]))
+    # step 0: nobody before; step 1: a's 2 (the unknown author has none); step 2: a's latest is 1, b's 0
+    assert list(prev) == [-1, -1, -1, 2, -1, 1, 0]
+    mem = AuthorMemory(2)
+    mem.update(np.array([0, 0, -1]), np.array([1, 2, 0]))  # the later slot wins
+    assert list(mem.lookup(np.array([0, 1, -1]))) == [2, -1, -1]
+    assert own_history_features(np.array([-1, 2]), 2).tolist() == [[0, 0, 0, 0], [1, 0, 0, 1]]
+
+
+def test_the_loop_shows_each_agent_its_own_earlier_state_real_then_simulated():
+    event, labels, emb, steps, replay = build()
+    users = [f"u{i % 40}" for i in range(len(event))]  # every author responds several times
+    for r, u in zip(event.responses, users):
+        r.user_id = u
+    event.__dict__.pop("table", None)  # the cached columnar view is rebuilt with the new ids
+    replay = make_replay(event, steps, labels, emb, schedule_for(steps), replay.warmup_steps)
+
+    class Seeing(RecordingPolicy):
+        def propose(self, ctx, n_candidates, rng):
+            self.contexts.append(ctx.own_previous.copy())
+            return FakePolicy.propose(self, ctx, n_candidates, rng)
+
+    pol = Seeing()
+    res = simulate(replay, parts(policy=pol, candidates=1), seed=0)
+    from mfmdp.policy.memory import previous_states
+
+    expected = previous_states(replay.authors, res.labels.codes["state"], replay.bounds)
+    agents = [np.flatnonzero(~replay.is_signal[lo:hi]) + lo
+              for lo, hi in zip(replay.bounds[replay.warmup_steps:-1], replay.bounds[replay.warmup_steps + 1:])]
+    seen = np.concatenate(pol.contexts)
+    assert np.array_equal(seen, expected[np.concatenate([a for a in agents if len(a)])])
+    assert (seen >= 0).mean() > 0.5

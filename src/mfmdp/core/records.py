@@ -131,6 +131,21 @@ def profile_features(profile: Profile | None) -> np.ndarray:
     return v
 
 
+# Ids that name no user: empty, or the md5 of the empty string (on 57% of CHECKED responses).
+MISSING_USER_IDS = frozenset({"", "d41d8cd98f00b204e9800998ecf8427e"})
+
+
+def author_index(user_ids) -> np.ndarray:
+    """int64 [n]: one number per distinct author of an event (in order of first appearance), -1 where
+    the id is missing, so that "the same author responded before" never pairs two unknown users."""
+    seen: dict[str, int] = {}
+    out = np.full(len(user_ids), -1, dtype=np.int64)
+    for i, uid in enumerate(user_ids):
+        if uid is not None and str(uid) not in MISSING_USER_IDS:
+            out[i] = seen.setdefault(str(uid), len(seen))
+    return out
+
+
 def to_utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"naive datetime {dt!r}: loaders must attach the source's timezone")

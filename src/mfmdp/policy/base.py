@@ -27,6 +27,7 @@ class StepContext:
     time: np.ndarray  # float [F]: time features of step t
     profiles: np.ndarray  # float [n, P]: profiles of the step's active agents
     seconds: np.ndarray | None = None  # float [n]: arrival time of each agent's slot (unix s)
+    own_previous: np.ndarray | None = None  # int [n]: the agent's latest state in this event (-1: none)
 
 
 def sample_categorical(probs: np.ndarray, rng: np.random.Generator, u: np.ndarray | None = None) -> np.ndarray:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfmdp.core.schema import Labels
-from mfmdp.core.records import Event
+from mfmdp.core.records import Event, author_index
 from mfmdp.data.stepping import Steps
 from mfmdp.policy.inputs import ContextKind
+from mfmdp.policy.memory import previous_states
 from mfmdp.transition.api import Schedule, TransitionModel
 
 
@@ -35,6 +36,7 @@ class PolicyEvent:
     m_prev: np.ndarray  # float32 [T, S]: real m_{t-1} (f_psi's input at t)
     m_real: np.ndarray  # float32 [T, S]: real m_t (LCT targets)
     m_weight: np.ndarray  # float32 [T]: 1 where step t has labelled agents (else m_t is a filler)
+    own_previous: np.ndarray  # int64 [a]: each agent's latest real state in the event before its step (-1: none)
     m_hat: np.ndarray | None = None  # float32 [T, S]: teacher-forced forecasts (set by `add_forecasts`)
 
     @property
@@ -106,6 +108,7 @@ def prepare_event(
         profiles=tab.profiles[agent_slots],
         states=labels.codes["state"][agent_slots].astype(np.int8),
         behaviors=tab.behavior[agent_slots].astype(np.int8),
+        own_previous=previous_states(author_index(tab.user_ids), labels.codes["state"], steps.bounds)[agent_slots],
         context=np.asarray(ctx, dtype=np.float32),
         r_prev=np.asarray(r_prev, dtype=np.float32),
         m_prev=np.asarray(m_prev, dtype=np.float32),

@@ -28,4 +28,6 @@ class PolicyInputs(BaseModel):
     # False: only c_t's one-step pulse, not its decaying signal memory (transition.features.signal_block)
     signal_memory: bool = True
     use_profiles: bool = True  # p_i, the agent's profile features
+    # the agent's own earlier response in the event (policy/memory.py): per-agent evidence
+    use_own_history: bool = False
 

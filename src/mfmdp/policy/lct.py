@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 def _features(cfg: NeuralPolicyConfig, ev: PolicyEvent, rows: np.ndarray) -> np.ndarray:
     steps = ev.agent_step[rows]
     sched = ev.schedule
-    return agent_features(cfg, ev.profiles[rows], ev.context[steps], sched.signals[steps], sched.time[steps])
+    return agent_features(cfg, ev.profiles[rows], ev.context[steps], sched.signals[steps], sched.time[steps],
+                          ev.own_previous[rows])
 
 
 def _log_prior(cfg: NeuralPolicyConfig, ev: PolicyEvent, steps: np.ndarray) -> torch.Tensor | None:

@@ -18,6 +18,7 @@ from torch import nn
 from mfmdp.core.schema import STATES
 from mfmdp.core.records import BEHAVIORS, PROFILE_FEATURES
 from mfmdp.policy.inputs import PolicyInputs
+from mfmdp.policy.memory import OWN_HISTORY_DIM, own_history_features
 from mfmdp.transition.features import signal_pulse_dim
 
 N_LAYERS = 2  # hidden layers, each followed by (explicit) dropout
@@ -50,6 +51,7 @@ class NeuralPolicyConfig(BaseModel):
             + (self.context_dim if i.context != "none" else 0)
             + (self.signal_width if i.use_signals else 0)
             + self.time_dim
+            + (OWN_HISTORY_DIM if i.use_own_history else 0)
         )
 
 
@@ -59,9 +61,11 @@ def agent_features(
     context: np.ndarray,
     signal: np.ndarray,
     time: np.ndarray,
+    own_previous: np.ndarray | None = None,
 ) -> np.ndarray:
     """float32 [n, input_dim]. `profiles` is [n, P]; the step-level inputs are [D]/[Dc]/[F] (one
-    step, broadcast to every agent) or [n, D]/[n, Dc]/[n, F] (one row per agent, for training)."""
+    step, broadcast to every agent) or [n, D]/[n, Dc]/[n, F] (one row per agent, for training);
+    `own_previous` [n] each agent's latest state in the event (-1 none; read with use_own_history)."""
     profiles = np.asarray(profiles, dtype=np.float32)
     n = len(profiles)
     parts = [np.ones((n, 1), dtype=np.float32)]
@@ -80,6 +84,8 @@ def agent_features(
     if i.use_signals:
         parts.append(rows(signal, cfg.signal_dim, "signal")[:, : cfg.signal_width])
     parts.append(rows(time, cfg.time_dim, "time"))
+    if i.use_own_history:
+        parts.append(own_history_features(own_previous, n))
     return np.concatenate(parts, axis=1)
 
 

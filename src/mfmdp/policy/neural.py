@@ -56,7 +56,7 @@ class NeuralPolicy:
 
     # --- inputs -------------------------------------------------------------------------------
     def features(self, ctx: StepContext) -> np.ndarray:
-        return agent_features(self.config, ctx.profiles, ctx.synopsis, ctx.signal, ctx.time)
+        return agent_features(self.config, ctx.profiles, ctx.synopsis, ctx.signal, ctx.time, ctx.own_previous)
 
     def _forward(self, ctx: StepContext, masks: np.ndarray | None):
         x = torch.from_numpy(self.features(ctx))

@@ -18,6 +18,7 @@ from mfmdp.core.schema import DIMENSIONS, STATES, TEXT_DIMENSIONS, Labels
 from mfmdp.meanfield.histogram import normalise, step_counts
 from mfmdp.meanfield.synopsis import EmbeddingSynopsis
 from mfmdp.policy.base import Policy, StepContext
+from mfmdp.policy.memory import AuthorMemory
 from mfmdp.policy.reselection import select_candidate
 from mfmdp.meanfield.social import SocialContext
 from mfmdp.simulate.replay import Replay
@@ -97,6 +98,8 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
     r_prev = np.zeros(dim, dtype=np.float32)
     r_psi = r_prev  # f_psi's synopsis input
     r_pol, text_pol, pol_set = r_prev, "", False  # the policy's context (fixed once set, when frozen)
+    authors = replay.authors if replay.authors is not None else np.full(n, -1, dtype=np.int64)
+    memory = AuthorMemory(int(authors.max()) + 1 if n else 0)  # each author's latest state so far
     m_hat_all = np.full((T, S), 1.0 / S)
     m_real_all = np.zeros((T, S))
     chosen = np.full(T, -1, dtype=np.int64)
@@ -129,6 +132,7 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
                     time=replay.schedule.time[t],
                     profiles=profiles,
                     seconds=replay.times[agents],
+                    own_previous=memory.lookup(authors[agents]),
                 )
                 proposal = parts.policy.propose(ctx, J, rng)
                 if parts.prior and parts.evidence_weight != 1.0:
@@ -148,6 +152,7 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
         counts = step_counts(labels.codes["state"][lo:hi], np.array([0, hi - lo]), S, mask=agent_mask)
         m_t = normalise(counts)[0]
         m_real_all[t] = m_t
+        memory.update(authors[lo:hi], labels.codes["state"][lo:hi])
         r_t = synopsis.update(embeddings[lo:hi], step_texts)
         if social is not None:
             social.add(embeddings[lo:hi], step_texts)

@@ -70,6 +70,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("no_lct_policy", "w/o LCT-Policy", (2,), lct_policy=False),
         MethodSpec("no_sampling", "w/o Sampling", (2,), reselect=False),
         MethodSpec("pool_resampled", "pool resampled", (2,), pool="warmup"),
+        # issue 13: per-agent evidence; each agent also reads its own earlier response in the event
+        MethodSpec("own_history", "+ own history", (2,), MF_MDP_INPUTS.model_copy(update={"use_own_history": True})),
         MethodSpec("persistence", "Persistence", floor=floors.Persistence(), **_FLOOR),
         MethodSpec("transition_only", "Transition only", floor=floors.TransitionOnly(), **_FLOOR),
         MethodSpec("regression", "Regression (ridge)", floor=floors.Regression(), **_FLOOR),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mfmdp.core.schema import Labels
-from mfmdp.core.records import Event
+from mfmdp.core.records import Event, author_index
 from mfmdp.data.stepping import Steps
 from mfmdp.transition.api import Schedule
 
@@ -34,6 +34,9 @@ class Replay:
     revealed_labels: Labels  # aligned with `revealed` (behavior from the data)
     revealed_embeddings: np.ndarray  # float32 [k, D]
     signal_texts: list[list[str]]  # per step: texts of the exogenous signals arriving then
+    # int64 [n]: who responds in each slot (author_index: -1 unknown), known in advance like the
+    # profiles and times; None for replays built before it existed
+    authors: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -96,6 +99,7 @@ def make_replay(
         revealed_labels=rev_labels,
         revealed_embeddings=np.asarray(embeddings[revealed], dtype=np.float32),
         signal_texts=[[s.text for s in sigs] for sigs in steps.signals],
+        authors=author_index(tab.user_ids),
     )
 
 

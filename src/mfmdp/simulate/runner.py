@@ -93,7 +93,7 @@ def policy_nll(cfg, spec: MethodSpec, p: PreparedEvent, models) -> np.ndarray:
         ctx = StepContext(
             t=t, topic=ev.topic, m_hat=ev.m_hat[t] if ev.m_hat is not None else np.full(S, 1.0 / S),
             synopsis=ev.context[t], synopsis_text="", signal=ev.schedule.signals[t], signal_texts=[],
-            time=ev.schedule.time[t], profiles=ev.profiles[rows],
+            time=ev.schedule.time[t], profiles=ev.profiles[rows], own_previous=ev.own_previous[rows],
         )
         nll[agent_slots[rows]] = policy.nll(ctx, ev.states[rows], ev.behaviors[rows])
     return nll
