@@ -180,3 +180,30 @@ def test_validation_side_scored_with_reused_models(run_root, tmp_path):
     assert [(r["side"], r["events"]) for r in log] == [("validation", len(validation))]
     with pytest.raises(FileNotFoundError, match="no models/ folder"):
         run_experiment(tiny_config(), tmp_path / "x", progress=False, models_from=tmp_path / "nothing")
+
+
+def test_evaluation_subset_is_a_fixed_spread_of_the_side():
+    from mfmdp.simulate.prepare import evaluation_subset
+
+    assert evaluation_subset(range(10), 4) == [0, 3, 6, 9]
+    assert evaluation_subset(range(10), 1) == [0]
+    assert evaluation_subset(range(3), 5) == [0, 1, 2]
+    assert evaluation_subset(range(3), None) == [0, 1, 2]
+    assert len(evaluation_subset(range(97), 24)) == 24
+
+
+def test_evaluate_subset_simulates_the_same_events_as_the_full_run(run_root, tmp_path):
+    """The fast inner loop: `data.evaluate_subset` scores a fixed part of the side with the reused models,
+    and each of its simulations is the one the full run made (so a subset run agrees with the full run
+    on those events, and only the number of events differs)."""
+    from mfmdp.experiment import run_experiment
+    out = tmp_path / "inner"
+    run_experiment(tiny_config(**{"simulation.seeds": [0], "data.evaluate_subset": 1}), out,
+                   progress=False, models_from=run_root)
+    manifest = json.loads((out / "manifest.json").read_text())
+    test_ids = manifest["split"]["test"]
+    assert [p.name for p in (out / "events").iterdir()] == [test_ids[0]]
+    sims = sorted((out / "events" / test_ids[0]).glob("sim__*seed0.parquet"))
+    assert len(sims) >= 3
+    for path in sims:
+        pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(run_root / "events" / test_ids[0] / path.name))

@@ -176,6 +176,7 @@ def test_cli_simulate_with_scenario(run_root, rumor, tmp_path):
                                    "--seeds", "0,1", "--out", str(out), "--event", rumor.id])
     assert res.exit_code == 0, res.output
     assert "effect" in res.output and (out / "summary.json").is_file()
+    assert "what-if validity: not measured" in " ".join(res.output.split())  # no whatif-check on this run
     assert len(list((out / "plots").glob("*.png"))) == 1
     assert str(out / "baseline") in " ".join(res.output.split())
 

@@ -174,3 +174,31 @@ def test_with_l_roll_the_kept_epoch_was_trained_with_it_so_the_ablation_is_anoth
     assert any(not torch.allclose(a, b) for a, b in zip(lct.parameters(), ablation.parameters()))
     _, short = train(feats, tiny_config(), TrainConfig(alpha=1.0, **{**base, "epochs": 2}), progress=False)
     assert short.best_epoch in (1, 2)  # L_roll never ran: the best L_seq epoch, with a warning
+
+
+def test_sampled_feedback_feeds_a_histogram_and_passes_the_gradient():
+    from mfmdp.transition.train import sampled_feedback
+
+    probs = torch.softmax(torch.randn(5, 3, requires_grad=True), -1)
+    probs.retain_grad()
+    fed = sampled_feedback(16, torch.Generator().manual_seed(0))(probs)
+    counts = fed.detach().numpy() * 16
+    assert np.allclose(counts, counts.round(), atol=1e-5) and np.allclose(fed.detach().sum(-1), 1.0)
+    assert not torch.allclose(fed, probs)
+    weights = torch.arange(15.0).reshape(5, 3)
+    (fed * weights).sum().backward()
+    assert torch.allclose(probs.grad, weights)  # straight-through: d fed / d probs = identity
+
+
+def test_noise_injected_rollouts_train_another_seeded_model():
+    """roll_feedback_slots feeds sampled histograms to L_roll in training (validation rollouts stay
+    deterministic): a different model, the same one again from the same seed."""
+    feats = toy_features(6, 20, seed=1)
+    base = dict(epochs=2, lr=1e-3, horizon=4, starts_per_event=2, events_per_batch=3, seed=5, threads=1,
+                val_fraction=0.34, roll_start_epoch=0)
+    m0, _ = train(feats, tiny_config(), TrainConfig(**base), progress=False)
+    m1, r1 = train(feats, tiny_config(), TrainConfig(**base, roll_feedback_slots=4), progress=False)
+    m2, r2 = train(feats, tiny_config(), TrainConfig(**base, roll_feedback_slots=4), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(m0.parameters(), m1.parameters()))
+    assert np.isfinite(r1.history[-1]["train_roll"]) and r1.history[-1]["val_roll_kl"] == r2.history[-1]["val_roll_kl"]

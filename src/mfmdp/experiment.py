@@ -21,7 +21,7 @@ from mfmdp.simulate.config import ConfigError, ExperimentConfig
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.simulate.models import (Models, agent_specs, check_models, needed_transitions, reuse_models,
                                    synopsis_factory, train_policy, train_transition)
-from mfmdp.simulate.prepare import prepare_sides, select_sides
+from mfmdp.simulate.prepare import evaluation_subset, prepare_sides, select_sides
 from mfmdp.simulate.results import RunDir, labels_frame, sim_frame, tree_hash, write_manifest
 from mfmdp.simulate.runner import make_replay_for, policy_nll, run_tasks
 from mfmdp.simulate.stages import EVERYTHING, check_marker, record_config, stage_record
@@ -168,8 +168,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     llm_summariser = cfg.summariser.kind == "llm"
     models = Models(encoder, prep.annotator, transitions, policies, regression, synopsis_factory(cfg, cache))
 
-    replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in prepared[scored_side]}
-    by_id = {p.event.id: p for p in prepared[scored_side]}
+    scored = evaluation_subset(prepared[scored_side], cfg.data.evaluate_subset)
+    replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in scored}
+    by_id = {p.event.id: p for p in scored}
     claim_events(cfg, out)
     for eid, p in by_id.items():
         if not rd.real_path(eid).exists():

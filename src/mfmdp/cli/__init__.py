@@ -19,6 +19,7 @@ app.add_typer(data.app, name="data", help="Load, inspect, convert and split even
 app.add_typer(annotate.app, name="annotate", help="Annotate responses on the 8 dimensions; score annotators.")
 app.add_typer(train.app, name="train", help="Train the transition model and the policy.")
 app.command("simulate")(simulate.simulate)
+app.command("whatif-check")(simulate.whatif_check)
 app.command("evaluate")(evaluate.evaluate)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)

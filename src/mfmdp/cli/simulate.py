@@ -92,6 +92,10 @@ def simulate(
         raise typer.Exit(2) from None
     for msg in summary["warnings"]:
         console.print(f"[yellow]warning:[/] {msg}")
+    if signals:
+        from mfmdp.evaluate.eventstudy import load_validity, validity_line
+
+        console.print(validity_line(load_validity(run_dir), method))
     for ev in summary["events"]:
         if "effect_mean" in ev:
             console.print(
@@ -105,3 +109,37 @@ def simulate(
     console.print(f"[bold green]simulated runs:[/] {', '.join(str(out / r) for r in summary['runs'])} "
                   "(run directories: score one with `mfmdp evaluate`)")
     console.print(f"[bold green]summary:[/] {out / 'summary.json'}")
+
+
+def whatif_check(
+    run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="results directory of `mfmdp run` / `mfmdp demo`"),
+    side: str = typer.Option("validation", "--side", help="held-out side of the run's split: validation or test"),
+    method: str = typer.Option("mf_mdp", "--method", "-m", help="method whose what-ifs are checked"),
+    seeds: str = typer.Option("0,1", "--seeds", help="seeds, e.g. 0,1 or 0-4"),
+    steps: int = typer.Option(8, "--steps", min=1, help="steps compared before and after each signal"),
+    max_events: Optional[int] = typer.Option(None, "--max-events", min=1, help="at most this many events with a signal"),
+) -> None:
+    """The event study behind a what-if: on held-out events with a real signal after the warm-up, correlate
+    the simulated effect of removing it with the real shift around it. Writes RUN_DIR/whatif_validity.json,
+    which `mfmdp simulate` prints beside every scenario's result."""
+    from mfmdp.evaluate.eventstudy import VALIDITY_FILE, run_event_study, validity_line
+    from mfmdp.simulate.scenario import load_trained
+
+    console = Console()
+    if side not in ("validation", "test"):
+        console.print(f"[red]error:[/] --side: expected validation or test, got {side!r}")
+        raise typer.Exit(2)
+    try:
+        run = load_trained(run_dir, methods=[method])
+        result = run_event_study(run, side=side, method=method, seeds=parse_seeds(seeds), span=steps,
+                                 max_events=max_events)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/] {err}")
+        raise typer.Exit(2) from None
+    console.print(f"{result['events_with_signal']} of {result['events_on_side']} {side} events have a signal "
+                  f"after the warm-up with {steps} steps on either side")
+    for row in result["rows"]:
+        console.print(f"  {row['event']}: step {row['signal_step']}, real shift {row['real_shift']:+.3f}, "
+                      f"simulated effect {row['simulated_effect']:+.3f}")
+    console.print(validity_line(result, method))
+    console.print(f"[bold green]wrote[/] {run_dir / VALIDITY_FILE}")

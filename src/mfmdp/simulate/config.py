@@ -41,6 +41,9 @@ class DataConfig(_Strict):
     max_events: int | None = None  # cap per split side, for quick runs
     # which side is simulated and scored: develop on "validation", touch "test" once per protocol
     evaluate_on: Literal["validation", "test"] = "test"
+    # simulate and score only this many events of that side, evenly spread over its order (a fixed
+    # subset: the fast inner loop of BENCHMARKS.md; training still sees every event)
+    evaluate_subset: int | None = Field(None, ge=1)
     min_responses: int = 300  # events shorter than this are not simulated
     step_size: int = 16
     signal_rule: Literal["verified_institution", "none"] = "verified_institution"

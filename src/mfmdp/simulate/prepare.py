@@ -73,6 +73,17 @@ def side_events(cfg, split: Split, events: list[Event], side: str) -> list[Event
     return chosen if cfg.data.max_events is None else chosen[: cfg.data.max_events]
 
 
+def evaluation_subset(items: Sequence, k: int | None) -> list:
+    """`k` items evenly spread over `items` (first and last included), or all of them when k is None or
+    not smaller: a fixed subset that keeps the side's spread of dates."""
+    items = list(items)
+    if k is None or k >= len(items):
+        return items
+    if k == 1:
+        return items[:1]
+    return [items[i] for i in sorted({round(j * (len(items) - 1) / (k - 1)) for j in range(k)})]
+
+
 def signal_rule(cfg):
     return verified_institution_rule if cfg.data.signal_rule == "verified_institution" else None
 

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 # how and what to run or report, not what a result is: changing these never invalidates finished work
 # (new methods and seeds are simulated on resume; evaluate_on picks other events, as --models-from
 # uses; the report is recomputed by every run)
-NOT_A_DEPENDENCY = ("name", "executor", "methods", "simulation.seeds", "data.evaluate_on", "evaluation.settings")
+NOT_A_DEPENDENCY = ("name", "executor", "methods", "simulation.seeds", "data.evaluate_on", "data.evaluate_subset",
+                    "evaluation.settings")
 MODEL_INPUTS = ("seed", "data", "annotator", "encoder")  # the labelled, encoded training events
 TRANSITION_DEPENDS_ON = (*MODEL_INPUTS, "transition")
 EVERYTHING = ("",)

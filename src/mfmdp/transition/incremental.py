@@ -158,13 +158,14 @@ def new_bias(slopes: np.ndarray, n: int, window: int) -> np.ndarray:
 
 
 def rollout(ops, p: dict, prefix_kv: list, prefix_pos: np.ndarray, t0, m_first, r_frozen, sched_rows, k: int,
-            J: int = 1):
+            J: int = 1, feedback=None):
     """Self-fed K-step rollout: logits [B*J, k, S] for positions t0 .. t0+k-1.
 
     prefix_kv: per layer (pk, pv) [B,H,W,dh]; prefix_pos [B|1, W]; t0 int or int[B];
     m_first [B*J, S] (the realised histogram fed at t0), r_frozen [B*J, D]; sched_rows [B|1, k, d]
     (projected schedule incl. the input bias). Rows of m_first are row-major: batch row b, candidate j
-    at b*J + j. The prefix is read, never written.
+    at b*J + j. The prefix is read, never written. `feedback` maps each forecast to the mix fed to the
+    next step (default: the forecast itself).
     """
     H, window = p["n_heads"], p["window"]
     slopes = p["slopes"]
@@ -203,4 +204,6 @@ def rollout(ops, p: dict, prefix_kv: list, prefix_pos: np.ndarray, t0, m_first, 
         logits = head_logits(ops, p, x, m)
         out.append(logits)
         m = ops.softmax(logits)
+        if feedback is not None:
+            m = feedback(m)
     return ops.stack(out, 1)

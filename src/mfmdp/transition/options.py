@@ -39,6 +39,11 @@ class TrainConfig:
     # Exponential moving average of the weights (0 = off): validated and kept instead of the raw
     # weights, which smooths the epoch-to-epoch swings of the rollout KL that early stopping reads.
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    # What an L_roll rollout feeds back as the next step's mix: None = its forecast (the expectation,
+    # as transition-only simulates); n = the histogram of n states drawn from it (what a simulation of
+    # n agents per step feeds back; data.step_size), with a straight-through gradient. Noise injection
+    # for issue 13: f_psi learns to stay calibrated on sampled inputs.
+    roll_feedback_slots: int | None = Field(None, ge=1)
 
 
 class ModelSizes(BaseModel):

@@ -96,8 +96,18 @@ def make_batch(feats: list[EventFeatures], crop: int | None, rng: np.random.Gene
     return Batch(t(r), t(m), t(q), t(tgt), t(valid), lengths)
 
 
+def sampled_feedback(slots: int, generator: torch.Generator):
+    """Feed back the histogram of `slots` states drawn from each forecast, as a simulation does; the
+    gradient flows through the forecast (straight-through)."""
+    def feed(probs: torch.Tensor) -> torch.Tensor:
+        draws = torch.multinomial(probs.detach(), slots, replacement=True, generator=generator)
+        hist = F.one_hot(draws, probs.shape[-1]).to(probs.dtype).mean(1)
+        return probs + (hist - probs).detach()
+    return feed
+
+
 def rollout_from_prefix(model: EventTransformer, p: dict, batch: Batch, kv: list, rows: np.ndarray,
-                        starts: np.ndarray, K: int) -> torch.Tensor:
+                        starts: np.ndarray, K: int, feedback=None) -> torch.Tensor:
     """Self-fed K-step rollouts (logits [R, K, S]) of batch rows `rows` from positions `starts`,
     reading the teacher-forced keys/values `kv` of the same forward pass as the prefix."""
     W = model.cfg.window
@@ -114,7 +124,7 @@ def rollout_from_prefix(model: EventTransformer, p: dict, batch: Batch, kv: list
     sched_rows = batch.sched[rows_t[:, None], fut] @ p["w_sched"] + p["b_in"]  # [R, K, d]
     m_first = batch.m_prev[rows_t, torch.from_numpy(starts)]
     r_frozen = batch.r_prev[rows_t, torch.from_numpy(starts)]
-    return inc.rollout(inc.TH, p, prefix, pos, starts, m_first, r_frozen, sched_rows, K, J=1)
+    return inc.rollout(inc.TH, p, prefix, pos, starts, m_first, r_frozen, sched_rows, K, J=1, feedback=feedback)
 
 
 def sample_starts(lengths: np.ndarray, valid: np.ndarray, n: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +155,10 @@ def roll_targets(batch: Batch, rows: np.ndarray, starts: np.ndarray, K: int) -> 
 
 
 def losses(model: EventTransformer, batch: Batch, K: int, starts_per_event: int, alpha: float,
-           rng: np.random.Generator | None) -> dict:
+           rng: np.random.Generator | None, feedback_slots: int | None = None) -> dict:
+    """L_seq and (when alpha > 0, or for validation: rng None) L_roll of one batch. Training rollouts
+    feed back sampled histograms when `feedback_slots` is set; validation rollouts always feed back
+    the forecast, so early stopping compares epochs on the same deterministic score."""
     need_roll = alpha > 0 or rng is None
     logits, kv = model(batch.r_prev, batch.m_prev, batch.sched, return_kv=True)
     seq = kl_rows(batch.target, logits)
@@ -155,7 +168,11 @@ def losses(model: EventTransformer, batch: Batch, K: int, starts_per_event: int,
         rows, starts = sample_starts(batch.lengths, batch.valid.numpy(), starts_per_event, rng)
         if len(rows):
             p = params(model, detach=False)
-            roll_logits = rollout_from_prefix(model, p, batch, kv, rows, starts, K)
+            feed = None
+            if feedback_slots is not None and rng is not None:
+                gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+                feed = sampled_feedback(feedback_slots, gen)
+            roll_logits = rollout_from_prefix(model, p, batch, kv, rows, starts, K, feed)
             tgt, ok = roll_targets(batch, rows, starts, K)
             kl = kl_rows(tgt, roll_logits)
             out["roll"] = (kl * ok).sum() / ok.sum().clamp_min(1)
@@ -347,7 +364,7 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
                 seen += 1
                 batch = make_batch(group, cfg.crop, rng)
                 alpha = cfg.alpha if epoch >= cfg.roll_start_epoch else 0.0
-                out = losses(model, batch, cfg.horizon, cfg.starts_per_event, alpha, rng)
+                out = losses(model, batch, cfg.horizon, cfg.starts_per_event, alpha, rng, cfg.roll_feedback_slots)
                 loss = out["seq"] + (alpha * out["roll"] if "roll" in out and alpha > 0 else 0.0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
