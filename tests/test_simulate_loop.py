@@ -213,6 +213,27 @@ def test_floors_emit_labels_on_scored_slots_only():
     assert fc.shape == (replay.n_steps, S) and (lab.codes["state"][scored] >= 0).all()
 
 
+def test_floors_realise_states_with_the_agents_low_variance_draws_when_asked():
+    """state_draws systematic reaches the floors too: each step's states follow the floor's mix to
+    within one response per state (independent draws do not), so no method wins by noise alone."""
+    _, labels, _, _, replay = build()
+    mix = floors.warmup_mix(replay, "state")
+    worst = {}
+    for systematic in (False, True):
+        errors = []
+        for seed in range(5):
+            codes = floors.persistence(replay, seed=seed, systematic=systematic).codes["state"]
+            for block in floors._state_blocks(replay, floors.scored_slots(replay)):
+                counts = np.bincount(codes[block], minlength=S)
+                errors.append(np.abs(counts - mix * len(block)).max())
+        worst[systematic] = max(errors)
+    assert worst[True] < 1.0 + 1e-9 < worst[False]
+    lab, _ = floors.transition_only(replay, FakeTransition(), seed=0, systematic=True)
+    assert (lab.codes["state"][floors.scored_slots(replay)] >= 0).all()
+    reg = floors.RegressionFloor().fit([replay], [labels])
+    assert not np.array_equal(reg.sample(replay, seed=0).codes["state"], reg.sample(replay, seed=0, systematic=True).codes["state"])
+
+
 def test_pool_resampled_draws_profiles_from_warmup_agents():
     from mfmdp.simulate.replay import resample_pool
 

@@ -51,28 +51,35 @@ class DataConfig(_Strict):
 
 
 class SimulationConfig(_Strict):
+    """Algorithm 1's settings. The coupling defaults were chosen on validation (issue 13; BENCHMARKS.md
+    2.9): one synopsis for the policy and f_psi, scale-free reselection, the agents' evidence tempered
+    toward f_psi's forecast, low-variance state draws."""
+
     warmup_steps: int = 10
     candidates: int = 4  # J
     horizon: int = 30  # K
-    beta: float = 1.0
+    # softmax(-beta V) over the J candidates; with selection_scale "standardised", V has unit spread, so
+    # one beta means the same on every dataset (raw V spreads ~1e-4 nats: beta 1 was a uniform pick)
+    beta: float = 3.0
     gamma: float = 0.95
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     synopsis_decay: float = 0.8
     social_k: int = 8
-    # f_psi's synopsis input after warm-up: "realised" (updated from the simulated responses, as the
-    # policy's) or "frozen" at the end of warm-up, as in f_psi's L_roll training and the
-    # transition-only floor (the simulated texts are retrieved prototypes, not what f_psi saw in training)
-    transition_synopsis: Literal["realised", "frozen"] = "realised"
-    # the policy's context after warm-up: "realised" or "frozen" at the end of warm-up (with
-    # transition_synopsis frozen too, the policy and f_psi read the same synopsis)
-    policy_synopsis: Literal["realised", "frozen"] = "realised"
+    # f_psi's synopsis input after warm-up: "frozen" at the end of warm-up, as in f_psi's L_roll
+    # training and the transition-only floor, or "realised" (updated from the simulated responses; they
+    # are retrieved prototypes, not what f_psi saw in training)
+    transition_synopsis: Literal["realised", "frozen"] = "frozen"
+    # the policy's context after warm-up, the same choice: both frozen = one synopsis for both (g was
+    # trained teacher-forced on the real synopsis, never on its own retrieved texts)
+    policy_synopsis: Literal["realised", "frozen"] = "frozen"
     # weight w of the agents' evidence against f_psi's forecast, q' ∝ m^^(1-w) q^w (methods with the
     # prior): 1 = the policy as trained, 0 = every agent draws from m^_t (simulate/loop.py:temper)
-    evidence_weight: float = Field(1.0, ge=0.0)
-    # "independent": one uniform per agent; "systematic": low-variance draws of each step's states
-    state_draws: Literal["independent", "systematic"] = "independent"
-    # V in softmax(-beta V): "raw" rollout costs, or "standardised" over the J candidates (scale-free)
-    selection_scale: Literal["raw", "standardised"] = "raw"
+    evidence_weight: float = Field(0.5, ge=0.0)
+    # "systematic": low-variance draws of each step's states (every agent keeps its own distribution);
+    # "independent": one uniform per agent
+    state_draws: Literal["independent", "systematic"] = "systematic"
+    # V in softmax(-beta V): "standardised" over the J candidates (scale-free), or "raw" rollout costs
+    selection_scale: Literal["raw", "standardised"] = "standardised"
 
 
 class EvaluationConfig(_Strict):

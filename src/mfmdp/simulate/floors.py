@@ -5,7 +5,9 @@ all are scored by the same code: persistence (the warm-up mix carried forward), 
 (f_psi's forecast fed back on itself, no agents), regression (ridge from warm-up mix, warm-up share
 rate and log elapsed responses to the window mix, fitted on training events). The oracle (labels
 resampled from the real per-window mix) is added by the evaluator, which owns the real labels.
-Each floor is one object behind the `Floor` protocol; a MethodSpec holds it.
+Each floor is one object behind the `Floor` protocol; a MethodSpec holds it. With
+`simulation.state_draws: systematic` the floors realise their states with the same low-variance draws
+as the agent methods, so that no method wins by sampling noise alone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 
 from mfmdp.core.schema import DIMENSIONS, STATES, Labels
+from mfmdp.policy.base import sample_categorical, systematic_uniforms
 from mfmdp.simulate.replay import Replay
 
 WINDOW = 128
@@ -45,20 +48,35 @@ def warmup_mix(replay: Replay, dimension: str, alpha: float = 0.5) -> np.ndarray
     return counts / counts.sum()
 
 
-def _sample(rng: np.random.Generator, probs: np.ndarray, n: int) -> np.ndarray:
+def _sample(rng: np.random.Generator, probs: np.ndarray, n: int, systematic: bool = False) -> np.ndarray:
+    """n draws from one distribution: independent, or systematic (jointly stratified, each marginal
+    still `probs`: the low-variance draws of policy/base.py)."""
+    if systematic:
+        return sample_categorical(np.tile(probs, (n, 1)), rng, systematic_uniforms(n, rng)).astype(np.int8)
     return rng.choice(len(probs), size=n, p=probs).astype(np.int8)
 
 
-def persistence(replay: Replay, seed: int) -> Labels:
+def _state_blocks(replay: Replay, slots: np.ndarray) -> list[np.ndarray]:
+    """The scored slots grouped by step (what one step's systematic draw covers)."""
+    step = np.searchsorted(replay.bounds, slots, side="right") - 1
+    return np.split(slots, np.flatnonzero(np.diff(step)) + 1) if len(slots) else []
+
+
+def persistence(replay: Replay, seed: int, systematic: bool = False) -> Labels:
     rng = np.random.default_rng(seed)
     labels = _revealed_copy(replay)
     slots = scored_slots(replay)
     for d in DIMENSIONS:
-        labels.codes[d][slots] = _sample(rng, warmup_mix(replay, d), len(slots))
+        mix = warmup_mix(replay, d)
+        if systematic and d == "state":
+            for block in _state_blocks(replay, slots):
+                labels.codes[d][block] = _sample(rng, mix, len(block), systematic=True)
+        else:
+            labels.codes[d][slots] = _sample(rng, mix, len(slots))
     return labels
 
 
-def transition_only(replay: Replay, transition, seed: int) -> tuple[Labels, np.ndarray]:
+def transition_only(replay: Replay, transition, seed: int, systematic: bool = False) -> tuple[Labels, np.ndarray]:
     """States from f_psi's own forecast (real histograms during warm-up, its forecast fed back
     after, r frozen at the end of warm-up); other dimensions as persistence."""
     from mfmdp.meanfield.synopsis import EmbeddingSynopsis
@@ -86,7 +104,7 @@ def transition_only(replay: Replay, transition, seed: int) -> tuple[Labels, np.n
             r_prev = np.asarray(synopsis.update(replay.revealed_embeddings[pos], replay.revealed_texts_at(pos)), np.float32)
         else:
             agents = lo + np.flatnonzero(~replay.is_signal[lo:hi])
-            labels.codes["state"][agents] = _sample(rng, m_hat / m_hat.sum(), len(agents))
+            labels.codes["state"][agents] = _sample(rng, m_hat / m_hat.sum(), len(agents), systematic)
             m_prev = m_hat
     return labels, forecasts
 
@@ -123,7 +141,7 @@ class RegressionFloor:
                 self.models[d] = Ridge(alpha=self.alpha).fit(np.concatenate(xs), np.asarray(ys))
         return self
 
-    def sample(self, replay: Replay, seed: int) -> Labels:
+    def sample(self, replay: Replay, seed: int, systematic: bool = False) -> Labels:
         rng = np.random.default_rng(seed)
         labels = _revealed_copy(replay)
         slots = scored_slots(replay)
@@ -135,7 +153,11 @@ class RegressionFloor:
             for s, p in zip(starts, preds):
                 p = np.clip(p, 1e-3, None)
                 block = slots[s : s + self.window]
-                labels.codes[d][block] = _sample(rng, p / p.sum(), len(block))
+                if systematic and d == "state":
+                    for part in _state_blocks(replay, block):
+                        labels.codes[d][part] = _sample(rng, p / p.sum(), len(part), systematic=True)
+                else:
+                    labels.codes[d][block] = _sample(rng, p / p.sum(), len(block))
         return labels
 
 
@@ -147,21 +169,22 @@ class Floor(Protocol):
     simulated: bool  # False: the evaluator adds it from the real labels (the oracle)
     reads_signals: bool  # can react to an injected signal (a scenario needs that)
 
-    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, pd.DataFrame | None]: ...
+    def simulate(self, replay: Replay, models, seed: int,
+                 systematic: bool = False) -> tuple[Labels, pd.DataFrame | None]: ...
 
 
 class Persistence:
     needs_transition, simulated, reads_signals = False, True, False
 
-    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, None]:
-        return persistence(replay, seed), None
+    def simulate(self, replay: Replay, models, seed: int, systematic: bool = False) -> tuple[Labels, None]:
+        return persistence(replay, seed, systematic), None
 
 
 class TransitionOnly:
     needs_transition, simulated, reads_signals = True, True, True
 
-    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, pd.DataFrame]:
-        labels, forecasts = transition_only(replay, models.transitions[True], seed)
+    def simulate(self, replay: Replay, models, seed: int, systematic: bool = False) -> tuple[Labels, pd.DataFrame]:
+        labels, forecasts = transition_only(replay, models.transitions[True], seed, systematic)
         return labels, pd.DataFrame({f"m_hat_{k}": forecasts[:, i] for i, k in enumerate(STATES)})
 
 
@@ -170,12 +193,12 @@ class Regression:
 
     needs_transition, simulated, reads_signals = False, True, False
 
-    def simulate(self, replay: Replay, models, seed: int) -> tuple[Labels, None]:
-        return models.regression.sample(replay, seed), None
+    def simulate(self, replay: Replay, models, seed: int, systematic: bool = False) -> tuple[Labels, None]:
+        return models.regression.sample(replay, seed, systematic), None
 
 
 class Oracle:
     needs_transition, simulated, reads_signals = False, False, False
 
-    def simulate(self, replay: Replay, models, seed: int):
+    def simulate(self, replay: Replay, models, seed: int, systematic: bool = False):
         raise ValueError("the oracle floor is computed by the evaluator from the real labels, not simulated")

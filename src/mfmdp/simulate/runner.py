@@ -33,7 +33,7 @@ def simulate_method(cfg, spec: MethodSpec, replay, models, seed: int):
     from mfmdp.simulate.replay import resample_pool
 
     if spec.floor is not None:
-        return spec.floor.simulate(replay, models, seed)
+        return spec.floor.simulate(replay, models, seed, systematic=cfg.simulation.state_draws == "systematic")
     sim = cfg.simulation
     if spec.pool == "warmup":
         replay = resample_pool(replay, seed)
