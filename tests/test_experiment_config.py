@@ -218,3 +218,23 @@ def test_seeds_added_to_a_finished_run_are_simulated(run_root, tmp_path):
         assert rd.sim_path(eid, "persistence", 2).exists() and rd.sim_path(eid, "regression", 2).exists()
         assert json.loads(rd.done_path(eid).read_text())["seeds"] == [0, 1, 2]
     assert yaml.safe_load((again / "config.yaml").read_text())["simulation"]["seeds"] == [0, 1, 2]
+
+
+def test_a_changed_default_is_drift_too(run_root, tmp_path):
+    """Records hold every value the stage read, defaults included: work made when a default was
+    different (as the coupling defaults changed in issue 13) is refused, not silently mixed. Older
+    records (non-default values only) are still accepted as they were."""
+    from mfmdp.experiment import run_experiment
+
+    again = tmp_path / "again"
+    shutil.copytree(run_root, again)
+    marker = again / "events.json"
+    doc = json.loads(marker.read_text())
+    assert doc["stage"]["values"]["simulation.evidence_weight"] == 0.5  # a default, recorded anyway
+    doc["stage"]["values"]["simulation.evidence_weight"] = 1.0  # as made when the default was 1
+    marker.write_text(json.dumps(doc))
+    with pytest.raises(ResumeRefused, match=r"simulation.evidence_weight: 1.0 -> 0.5"):
+        run_experiment(tiny_config(), again, progress=False)
+    del doc["stage"]["values"]  # a record from before full values: compared by its non-default keys
+    marker.write_text(json.dumps(doc))
+    run_experiment(tiny_config(), again, progress=False)

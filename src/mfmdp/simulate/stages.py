@@ -60,18 +60,34 @@ def stage_config(cfg, depends_on: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in sorted(values.items()) if _under(k, depends_on) and not _under(k, NOT_A_DEPENDENCY)}
 
 
+def stage_values(cfg, depends_on: tuple[str, ...]) -> dict[str, Any]:
+    """Every dotted key a stage reads with its value, defaults included: a default that changes
+    between versions (as the simulation coupling did in issue 13) is then seen as drift too."""
+    values = flat(cfg.model_dump(mode="json"))
+    return {k: v for k, v in sorted(values.items()) if _under(k, depends_on) and not _under(k, NOT_A_DEPENDENCY)}
+
+
 def stage_record(cfg, depends_on: tuple[str, ...]) -> dict:
     config = stage_config(cfg, depends_on)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    return {"config_hash": digest, "depends_on": list(depends_on), "config": config}
+    return {"config_hash": digest, "depends_on": list(depends_on), "config": config,
+            "values": stage_values(cfg, depends_on)}
 
 
 def drift(marker: Path, cfg) -> list[str] | None:
     """The config keys that changed since the stage that wrote `marker` ran ([] = none), or None
-    when the marker holds no record (written by an mfmdp before these records)."""
+    when the marker holds no record (written by an mfmdp before these records). Records with every
+    value are compared key by key over today's keys (an option added since counts as its default);
+    older records hold the non-default values only, so a changed default cannot be seen in them."""
     recorded = json.loads(marker.read_text(encoding="utf-8")).get("stage")
     if recorded is None:
         return None
+    then = recorded.get("values")
+    if then is not None:
+        defaults = flat(type(cfg)().model_dump(mode="json"))
+        now_values = stage_values(cfg, tuple(recorded["depends_on"]))
+        return [f"{k}: {then.get(k, defaults.get(k))!r} -> {v!r}"
+                for k, v in now_values.items() if then.get(k, defaults.get(k)) != v]
     now = stage_record(cfg, tuple(recorded["depends_on"]))
     if now["config_hash"] == recorded["config_hash"]:
         return []
