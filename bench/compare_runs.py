@@ -16,9 +16,8 @@ over runs of MF-MDP's KL): the agreement of the inner loop with the full validat
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import pandas as pd
 from scipy.stats import spearmanr

@@ -49,8 +49,9 @@ def without_signals_at(steps: Steps, t0: int) -> Steps:
     return replace(steps, signals=[s if t != t0 else [] for t, s in enumerate(steps.signals)])
 
 
-def net_polarity(labels: Labels, agent: np.ndarray, lo: int, hi: int) -> float:
-    """Positive minus negative share of the crowd's labelled responses in slots lo:hi (nan if none)."""
+def net_polarity(labels: Labels, agent: np.ndarray, lo: int, hi: int | None = None) -> float:
+    """Positive minus negative share of the crowd's labelled responses in slots lo:hi (to the end when
+    hi is None; nan if none)."""
     codes = labels.codes["state"][lo:hi]
     ok = agent[lo:hi] & (codes >= 0)
     if not ok.any():

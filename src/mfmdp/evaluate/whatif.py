@@ -26,7 +26,7 @@ import numpy as np
 
 from mfmdp.core.atomic import atomic_write_json
 from mfmdp.core.records import Event, Signal
-from mfmdp.core.schema import Labels
+from mfmdp.evaluate.eventstudy import net_polarity
 from mfmdp.evaluate.plots import scenario_plot
 from mfmdp.evaluate.windows import SEED_BAND
 from mfmdp.simulate.results import (SCENARIO_TREES, RunDir, labels_frame, scenario_plot_file, sim_frame, tree_hash,
@@ -35,15 +35,6 @@ from mfmdp.simulate.scenario import (EventOutcome, TrainedRun, check_out, check_
                                      placement, prepare_for_run, scenario_steps, simulate_event)
 
 log = logging.getLogger(__name__)
-
-
-def _net_after(lab: Labels, agent: np.ndarray, start: int) -> float:
-    codes = lab.codes["state"][start:]
-    ok = agent[start:] & (codes >= 0)
-    if not ok.any():
-        return float("nan")
-    c = codes[ok]
-    return float(np.mean(c == 0) - np.mean(c == 2))
 
 
 def effect_summary(outcome: EventOutcome) -> dict:
@@ -56,14 +47,14 @@ def effect_summary(outcome: EventOutcome) -> dict:
     first_step = min(s["step"] for s in outcome.injected)
     start = max(outcome.warmup_slots, int(outcome.bounds[first_step]))
     seeds = sorted(outcome.scenario)
-    base = np.array([_net_after(outcome.baseline[s], outcome.agent, start) for s in seeds])
-    scen = np.array([_net_after(outcome.scenario[s], outcome.agent, start) for s in seeds])
+    base = np.array([net_polarity(outcome.baseline[s], outcome.agent, start) for s in seeds])
+    scen = np.array([net_polarity(outcome.scenario[s], outcome.agent, start) for s in seeds])
     diff = scen - base
     lo, hi = SEED_BAND
     out.update(
         from_slot=start,
         responses_compared=int(np.sum(outcome.agent[start:])),
-        net_polarity_real=_net_after(outcome.real, outcome.agent, start),
+        net_polarity_real=net_polarity(outcome.real, outcome.agent, start),
         net_polarity_baseline=float(np.mean(base)),
         net_polarity_scenario=float(np.mean(scen)),
         effect_mean=float(np.mean(diff)),

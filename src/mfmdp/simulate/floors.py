@@ -62,17 +62,23 @@ def _state_blocks(replay: Replay, slots: np.ndarray) -> list[np.ndarray]:
     return np.split(slots, np.flatnonzero(np.diff(step)) + 1) if len(slots) else []
 
 
+def _fill(labels: Labels, dimension: str, slots: np.ndarray, probs: np.ndarray, rng: np.random.Generator,
+          replay: Replay, systematic: bool) -> None:
+    """Draw `slots` of one dimension from `probs`; states drawn systematically step by step when asked
+    (as the agent methods draw them), everything else independently."""
+    if systematic and dimension == "state":
+        for block in _state_blocks(replay, slots):
+            labels.codes[dimension][block] = _sample(rng, probs, len(block), systematic=True)
+    else:
+        labels.codes[dimension][slots] = _sample(rng, probs, len(slots))
+
+
 def persistence(replay: Replay, seed: int, systematic: bool = False) -> Labels:
     rng = np.random.default_rng(seed)
     labels = _revealed_copy(replay)
     slots = scored_slots(replay)
     for d in DIMENSIONS:
-        mix = warmup_mix(replay, d)
-        if systematic and d == "state":
-            for block in _state_blocks(replay, slots):
-                labels.codes[d][block] = _sample(rng, mix, len(block), systematic=True)
-        else:
-            labels.codes[d][slots] = _sample(rng, mix, len(slots))
+        _fill(labels, d, slots, warmup_mix(replay, d), rng, replay, systematic)
     return labels
 
 
@@ -152,12 +158,7 @@ class RegressionFloor:
             preds = model.predict(feats) if model is not None else np.tile(warmup_mix(replay, d), (len(starts), 1))
             for s, p in zip(starts, preds):
                 p = np.clip(p, 1e-3, None)
-                block = slots[s : s + self.window]
-                if systematic and d == "state":
-                    for part in _state_blocks(replay, block):
-                        labels.codes[d][part] = _sample(rng, p / p.sum(), len(part), systematic=True)
-                else:
-                    labels.codes[d][block] = _sample(rng, p / p.sum(), len(block))
+                _fill(labels, d, slots[s : s + self.window], p / p.sum(), rng, replay, systematic)
         return labels
 
 

@@ -56,14 +56,16 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
 def stage_config(cfg, depends_on: tuple[str, ...]) -> dict[str, Any]:
     """The dotted keys (non-default values only, so a new option does not orphan old work) that a
     stage depending on `depends_on` reads."""
-    values = flat(cfg.model_dump(mode="json", exclude_defaults=True))
-    return {k: v for k, v in sorted(values.items()) if _under(k, depends_on) and not _under(k, NOT_A_DEPENDENCY)}
+    return _read_by(flat(cfg.model_dump(mode="json", exclude_defaults=True)), depends_on)
 
 
 def stage_values(cfg, depends_on: tuple[str, ...]) -> dict[str, Any]:
     """Every dotted key a stage reads with its value, defaults included: a default that changes
     between versions (as the simulation coupling did in issue 13) is then seen as drift too."""
-    values = flat(cfg.model_dump(mode="json"))
+    return _read_by(flat(cfg.model_dump(mode="json")), depends_on)
+
+
+def _read_by(values: dict[str, Any], depends_on: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in sorted(values.items()) if _under(k, depends_on) and not _under(k, NOT_A_DEPENDENCY)}
 
 
