@@ -23,9 +23,17 @@ mfmdp run experiments/weibo.yaml --out runs/weibo-offline --set annotator=offlin
 python bench/weibo_tables.py runs/weibo-offline --json bench/results/weibo_tables_offline.json \
   > bench/results/weibo_tables_offline.md
 echo "tables: bench/results/weibo_tables_test.md, bench/results/weibo_tables_offline.md"
-# issue 13 (section 2.9): the current defaults on the validation side, then the test side once
+# issue 13 (section 2.9): the defaults of that time (evidence weight 0.5) on the validation side, then the
+# test side once
 M='methods=[mf_mdp,own_history,transition_only,regression,persistence]'
+W05=(--set simulation.evidence_weight=0.5)
 mfmdp run experiments/weibo.yaml --out runs/v13-val --models-from runs/weibo-val --set data.evaluate_on=validation \
-  --set 'simulation.seeds=[0]' --set "$M"
-mfmdp run experiments/weibo.yaml --out runs/v13-test --models-from runs/v13-val --set "$M"
+  --set 'simulation.seeds=[0]' --set "$M" "${W05[@]}"
+mfmdp run experiments/weibo.yaml --out runs/v13-test --models-from runs/v13-val --set "$M" "${W05[@]}"
 python bench/compare_runs.py runs/v13-test --json bench/results/compare_v13_test.json
+# section 2.10: the coupling calibrated per run on validation (the package default), inner loop, then test once
+M4='methods=[mf_mdp,transition_only,regression,persistence]'
+mfmdp run experiments/weibo.yaml --out runs/v13-cal2 --models-from runs/v13-val --set data.evaluate_on=validation \
+  --set data.evaluate_subset=32 --set 'simulation.seeds=[0]' --set "$M4"
+mfmdp run experiments/weibo.yaml --out runs/v13-test2 --models-from runs/v13-cal2 --set "$M4"
+python bench/compare_runs.py runs/v13-test2 --json bench/results/compare_v13_test2.json

@@ -14,7 +14,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mfmdp"
 ORDER = ("core", "llm", "data", "annotate", "encoders", "meanfield", "transition", "policy", "simulate",
-         "evaluate", "experiment", "cli")
+         "evaluate", "experiment", "cli", "__main__")
 # packages outside the pipeline: data files and prompt texts, importable from anywhere
 ANYWHERE = {"configs", "prompts"}
 

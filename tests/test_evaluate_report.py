@@ -158,3 +158,16 @@ def test_kl_skill_is_one_minus_the_ratio_to_the_floor_on_the_same_events_and_see
     assert out.loc["good", "mean"] == pytest.approx(0.5)  # event c has no floor: left out
     assert out.loc["bad", "mean"] == pytest.approx(-1.0) and out.loc["persistence", "mean"] == pytest.approx(0.0)
     assert out.loc["good", "n_seeds"] == 2 and out.loc["good", "n_events"] == 2
+
+
+def test_the_report_says_how_the_agents_evidence_was_coupled():
+    from mfmdp.evaluate.report import coupling_line
+
+    calibrated = {"config": {"simulation": {"evidence_weight": "calibrate"}},
+                  "coupling": {"evidence_weight": 1.0, "evidence_half_life": 5.0}}
+    assert coupling_line(calibrated) == ("Coupling of the agents' evidence with f_psi's forecast: w = 1, halved every "
+                                         "5 steps after warm-up, calibrated on validation.")
+    fixed = {"config": {"simulation": {"evidence_weight": 0.0}},
+             "coupling": {"evidence_weight": 0.0, "evidence_half_life": None}}
+    assert "as configured" in coupling_line(fixed) and "the agents add nothing" in coupling_line(fixed)
+    assert coupling_line({}) == "" and coupling_line(None) == ""

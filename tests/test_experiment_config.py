@@ -178,7 +178,7 @@ def test_config_yaml_changes_only_with_the_work_that_matches_it(run_root, tmp_pa
     assert (again / "config.yaml").read_bytes() == finished
 
     monkeypatch.undo()
-    for stale in [*again.glob("models/policy_*"), again / "events"]:  # as if stopped after f_psi
+    for stale in [*again.glob("models/policy_*"), again / "models" / "calibration", again / "events"]:  # as if stopped after f_psi
         shutil.rmtree(stale)
     (again / "events.json").unlink()
     monkeypatch.setattr(experiment, "make_replay_for", interrupted)  # fails right after the policies
@@ -196,8 +196,9 @@ def test_models_from_retrains_only_the_drifted_models(run_root, tmp_path):
                    models_from=run_root)
     models = sorted((out / "models").iterdir())
     assert [m.name for m in models] == sorted(m.name for m in (run_root / "models").iterdir())
-    for model in models:
-        marker = "training.json" if model.name.startswith("transition") else "trained.json"
+    for model in models:  # the calibrated coupling depends on the policies: fitted again here
+        marker = {"transition": "training.json", "calibration": "calibration.json"}.get(model.name.split("_")[0],
+                                                                                       "trained.json")
         linked = (model / marker).stat().st_ino == (run_root / "models" / model.name / marker).stat().st_ino
         assert linked == model.name.startswith("transition"), model.name
     for policy in (out / "models").glob("policy_*"):
@@ -230,10 +231,10 @@ def test_a_changed_default_is_drift_too(run_root, tmp_path):
     shutil.copytree(run_root, again)
     marker = again / "events.json"
     doc = json.loads(marker.read_text())
-    assert doc["stage"]["values"]["simulation.evidence_weight"] == 0.5  # a default, recorded anyway
-    doc["stage"]["values"]["simulation.evidence_weight"] = 1.0  # as made when the default was 1
+    assert doc["stage"]["values"]["simulation.evidence_weight"] == "calibrate"  # a default, recorded anyway
+    doc["stage"]["values"]["simulation.evidence_weight"] = 0.5  # as made when the default was 0.5
     marker.write_text(json.dumps(doc))
-    with pytest.raises(ResumeRefused, match=r"simulation.evidence_weight: 1.0 -> 0.5"):
+    with pytest.raises(ResumeRefused, match=r"simulation.evidence_weight: 0.5 -> 'calibrate'"):
         run_experiment(tiny_config(), again, progress=False)
     del doc["stage"]["values"]  # a record from before full values: compared by its non-default keys
     marker.write_text(json.dumps(doc))

@@ -108,3 +108,17 @@ def test_from_env(monkeypatch):
         assert p.name.startswith("openai[openai:served") and p.config.inputs.context == "none"
         p.propose(ctx(1), 1, np.random.default_rng(0))
         assert "（不提供）" in srv.requests[0]["messages"][0]["content"]  # context "none" hides the synopsis
+
+
+def test_the_prompt_shows_the_agents_own_earlier_state_only_with_use_own_history():
+    c = ctx(n=2)
+    c.own_previous = np.array([2, -1])
+    with_history = PolicyPrompter(PolicyInputs(use_prior=False, use_own_history=True))
+    assert "此前在本事件中的状态：消极" in with_history.prompt(c, 0)
+    assert "此前未在本事件中发言" in with_history.prompt(c, 1)
+    plain = PolicyPrompter(PolicyInputs(use_prior=False))
+    assert "此前" not in plain.prompt(c, 0) and plain.prompt(c, 0) == plain.prompt(ctx(n=2), 0)
+    with FakeOpenAIServer(default=("json", cycling(ACTIONS))) as srv:  # what the endpoint receives
+        policy(srv, n_samples=1, inputs=PolicyInputs(use_prior=False, use_own_history=True)).propose(
+            c, 1, np.random.default_rng(0))
+        assert any("此前在本事件中的状态：消极" in r["messages"][0]["content"] for r in srv.requests)

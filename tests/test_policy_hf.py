@@ -224,6 +224,9 @@ def test_lct_training_sends_the_rollout_cost_into_lora(model_dir):
     hev = prepare_hf_event(ev, steps, labels, emb, enc, "synopsis")
     assert len(hev.contexts) == len(steps) and hev.contexts[0].synopsis_text == ""
     assert hev.contexts[2].synopsis_text  # the extractive synopsis of the real steps before
+    # each agent's own earlier state reaches the prompt (PolicyPrompter, use_own_history) as in the neural policy
+    assert all(np.array_equal(c.own_previous, hev.pev.own_previous[hev.pev.agents(t)])
+               for t, c in enumerate(hev.contexts))
     p = make_policy(model_dir)
     before = {n: w.detach().clone() for n, w in p.model.named_parameters() if "lora_B" in n}
     cfg = HFTrainConfig(alpha=0.0, J=2, K=3, starts_per_event=2, lr=1e-2, seed=0)

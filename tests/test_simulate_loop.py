@@ -299,6 +299,21 @@ def test_evidence_weight_tempers_the_proposal_toward_the_forecast_only_for_prior
         assert np.allclose(rows, res.m_hat[t]) == expect_forecast
 
 
+def test_candidates_with_one_state_mix_are_not_scored_and_fading_evidence_reaches_the_forecast():
+    """w = 0 makes every candidate's state mix m^_t: no rollout can tell them apart, so none is run.
+    With a half-life the proposal moves from the policy's q toward m^_t as the steps go by."""
+    _, _, _, _, replay = build()
+    flat = simulate(replay, parts(candidates=3, prior=True, evidence_weight=0.0), seed=0)
+    scored = simulate(replay, parts(candidates=3, prior=True, evidence_weight=1.0), seed=0)
+    after = slice(replay.warmup_steps, None)
+    assert np.isnan(flat.values[after]).all() and np.isfinite(scored.values[after]).any()
+    pol = RecordingPolicy()
+    res = simulate(replay, parts(policy=pol, candidates=1, prior=True, evidence_weight=1.0, evidence_half_life=1.0),
+                   seed=0)
+    gaps = [np.abs(p.state_probs[0] - res.m_hat[replay.warmup_steps + i]).max() for i, p in enumerate(pol.realised)]
+    assert gaps[0] > 0.5 and max(gaps[-5:]) < 0.05
+
+
 def test_systematic_draws_keep_each_agent_distribution_and_cut_the_mix_noise():
     from mfmdp.policy.base import Proposal
 

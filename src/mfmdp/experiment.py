@@ -18,6 +18,7 @@ import numpy as np
 
 from mfmdp.core.atomic import atomic_write_json
 from mfmdp.simulate.config import ConfigError, ExperimentConfig
+from mfmdp.simulate.coupling import CALIBRATION_MARKER, calibration_dir
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.simulate.models import (Models, agent_specs, check_models, needed_transitions, reuse_models,
                                    synopsis_factory, train_policy, train_transition)
@@ -67,6 +68,7 @@ def check_resume(cfg: ExperimentConfig, out: Path) -> None:
     this run would reuse but that were made with another config."""
     check_models(cfg, out)
     check_marker(out / EVENTS_RECORD, cfg, str(out / "events"))
+    check_marker(calibration_dir(out) / CALIBRATION_MARKER, cfg, str(calibration_dir(out)))
 
 
 def claim_events(cfg: ExperimentConfig, out: Path) -> None:
@@ -128,6 +130,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     from rich.progress import Progress
 
     from mfmdp.data.split import save_split
+    from mfmdp.evaluate.calibration import resolve_coupling
     from mfmdp.evaluate.report import write_report
     from mfmdp.evaluate.reversal import fit_reversal_thresholds
     from mfmdp.simulate import floors
@@ -167,6 +170,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
     thresholds.save(out / "reversal_thresholds.json")
     llm_summariser = cfg.summariser.kind == "llm"
     models = Models(encoder, prep.annotator, transitions, policies, regression, synopsis_factory(cfg, cache))
+    models.coupling = resolve_coupling(cfg, prepared["validation"], models, out, progress)
+    clock.lap("calibrate")
 
     scored = evaluation_subset(prepared[scored_side], cfg.data.evaluate_subset)
     replays = {p.event.id: make_replay_for(cfg, p, encoder) for p in scored}
@@ -216,6 +221,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
             "annotator": str(cfg.annotator),
             "llm_summariser": llm_summariser,
             "policy_backend": cfg.policy_backend,
+            # the (w, half-life) used, calibrated when the config says so
+            "coupling": None if models.coupling is None else dict(zip(("evidence_weight", "evidence_half_life"),
+                                                                       models.coupling)),
             "display_names": {s.name: get_method(s.name, llm_summariser).display for s in specs},
             "stage_seconds": clock.seconds,
             "stage_peak_rss_mb": clock.peak_mb,  # this process only (Ray workers not included)

@@ -136,6 +136,19 @@ def _reversal_section(doc: _Doc, ev: RunEvaluation, names: dict[str, str], order
     return rev
 
 
+def coupling_line(manifest: dict | None) -> str:
+    """How far the agents' evidence moved their states off f_psi's forecast in this run (evaluate/calibration.py)."""
+    c = (manifest or {}).get("coupling")
+    if not c:
+        return ""
+    w, h = c.get("evidence_weight"), c.get("evidence_half_life")
+    how = "calibrated on validation" if (manifest.get("config") or {}).get("simulation", {}).get(
+        "evidence_weight") == "calibrate" else "as configured"
+    fade = f", halved every {h:g} steps after warm-up" if h else ""
+    meaning = " (every agent draws from the forecast m^_t: the agents add nothing to the state)" if w == 0 else ""
+    return f"Coupling of the agents' evidence with f_psi's forecast: w = {w:g}{fade}, {how}{meaning}."
+
+
 def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = None, window: int = 128,
                  max_event_plots: int = 12, n_boot: int = 10_000, show_progress: bool = False) -> Path:
     """Score RUN_DIR, rewrite metrics.csv, write tables/, plots/, summary.json, report.md and
@@ -161,6 +174,9 @@ def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = No
              "DTW = RMS distance along the best path (Sakoe-Chiba band 10%). Cells: mean ± std over seeds "
              "(over events when one seed). ↓ lower is better, ↑ higher.")
     doc.para(_setting_header(metrics))
+    coupling = coupling_line(ev.manifest)
+    if coupling:
+        doc.para(coupling)
 
     summary_json: dict = {"thresholds": ev.thresholds.__dict__, "null_fp_rate": ev.null_fp_rate,
                           "horizons": horizon_sizes(metrics), "tables": {}}

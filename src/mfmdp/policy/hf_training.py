@@ -70,6 +70,7 @@ def prepare_hf_event(event, steps, labels, embeddings: np.ndarray, encoder, cont
             signal=pev.schedule.signals[t],
             signal_texts=[s.text for s in steps.signals[t]] if steps.signals else [],
             time=pev.schedule.time[t], profiles=pev.profiles[rows], seconds=tab.times[slots],
+            own_previous=pev.own_previous[rows],
         ))
         texts.append([str(x) for x in tab.texts[slots]])
         sl = steps.slots(t)
@@ -177,7 +178,8 @@ def evaluate_hf_policy(policy, events: Sequence[HFEvent], max_agents: int | None
             if not len(known):
                 continue
             sub = StepContext(**{**ctx.__dict__, "profiles": ctx.profiles[known],
-                                 "seconds": None if ctx.seconds is None else ctx.seconds[known]})
+                                 "seconds": None if ctx.seconds is None else ctx.seconds[known],
+                                 "own_previous": None if ctx.own_previous is None else ctx.own_previous[known]})
             texts = [hev.texts[t][i] for i in known]
             nlls.append(policy.nll(sub, states[known], behaviors[known], texts))
             with torch.no_grad():

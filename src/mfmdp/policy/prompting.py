@@ -124,8 +124,16 @@ class PolicyPrompter:
         synopsis = self._cut(ctx.synopsis_text) or "暂无" if inp.context != "none" else "（不提供）"
         signals = "；".join(ctx.signal_texts) if inp.use_signals and ctx.signal_texts else "无"
         profile = describe_profile(ctx.profiles[i]) if inp.use_profiles and len(ctx.profiles) else "未知"
+        if inp.use_own_history:  # the agent's own earlier response in the event, as the neural policy reads it
+            profile += "；" + self.describe_history(ctx, i)
         return self.template.render(topic=self._cut(ctx.topic), synopsis=synopsis,
                                     signals=self._cut(signals), profile=profile, time=describe_time(ctx, i))
+
+    def describe_history(self, ctx: StepContext, i: int) -> str:
+        own = ctx.own_previous
+        if own is None or i >= len(own) or own[i] < 0:
+            return "此前未在本事件中发言"
+        return f"此前在本事件中的状态：{self.action.state_words[int(own[i])]}"
 
     def prompts(self, ctx: StepContext) -> list[str]:
         return [self.prompt(ctx, i) for i in range(len(ctx.profiles))]

@@ -50,6 +50,30 @@ class DataConfig(_Strict):
     scenario: str | None = None  # JSONL of extra signals (time, source, text)
 
 
+class Coupling(_Strict):
+    """One coupling the calibration tries: the agents' evidence weight w at the end of warm-up, halved
+    every `half_life` steps after it (None: constant)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    weight: float = Field(ge=0)
+    half_life: float | None = Field(None, gt=0)
+
+    def order(self) -> tuple[float, float]:
+        """Less evidence first (the one-standard-error rule takes the first good enough): w = 0, then
+        by w x half-life (constant = infinite), then by w."""
+        if self.weight == 0:
+            return (0.0, 0.0)
+        return (self.weight * (self.half_life if self.half_life is not None else float("inf")), self.weight)
+
+    def label(self) -> str:
+        return f"w={self.weight:g}" + (f", half-life {self.half_life:g}" if self.half_life is not None else "")
+
+
+# chosen on the demo and the Weibo validation sides (BENCHMARKS.md 2.10): none, fading, constant evidence
+DEFAULT_CALIBRATION_GRID = (Coupling(weight=0), Coupling(weight=1, half_life=5), Coupling(weight=1, half_life=15),
+                            Coupling(weight=1, half_life=40), Coupling(weight=0.5), Coupling(weight=1))
+
+
 class SimulationConfig(_Strict):
     """Algorithm 1's settings. The coupling defaults were chosen on validation (issue 13; BENCHMARKS.md
     2.9): one synopsis for the policy and f_psi, scale-free reselection, the agents' evidence tempered
@@ -73,8 +97,28 @@ class SimulationConfig(_Strict):
     # trained teacher-forced on the real synopsis, never on its own retrieved texts)
     policy_synopsis: Literal["realised", "frozen"] = "frozen"
     # weight w of the agents' evidence against f_psi's forecast, q' ∝ m^^(1-w) q^w (methods with the
-    # prior): 1 = the policy as trained, 0 = every agent draws from m^_t (simulate/loop.py:temper)
-    evidence_weight: float = Field(0.5, ge=0.0)
+    # prior): 1 = the policy as trained, 0 = every agent draws from m^_t (simulate/loop.py:temper);
+    # with `evidence_half_life` h, w halves every h steps after warm-up (None: constant). "calibrate":
+    # (w, h) fitted in closed loop on `calibration_events` validation events over `calibration_grid`
+    # (evaluate/calibration.py: the least evidence within one standard error of the best)
+    evidence_weight: float | Literal["calibrate"] = "calibrate"
+    evidence_half_life: float | None = Field(None, gt=0)
+    calibration_grid: list[Coupling] = Field(default_factory=lambda: list(DEFAULT_CALIBRATION_GRID))
+    calibration_events: int = Field(16, ge=1)
+
+    @field_validator("evidence_weight")
+    @classmethod
+    def _weight(cls, v):
+        if v != "calibrate" and v < 0:
+            raise ValueError("evidence_weight must be >= 0 or 'calibrate'")
+        return v
+
+    @field_validator("calibration_grid")
+    @classmethod
+    def _grid(cls, v):
+        if not v:
+            raise ValueError("calibration_grid needs at least one coupling")
+        return sorted(set(v), key=Coupling.order)
     # "systematic": low-variance draws of each step's states (every agent keeps its own distribution);
     # "independent": one uniform per agent
     state_draws: Literal["independent", "systematic"] = "systematic"

@@ -52,6 +52,9 @@ class LoopParts:
     # q'_i ∝ m^_t^(1-w) * q_i^w, i.e. the evidence log q_i - log m^_t scaled by w. 1: the policy as
     # trained; 0: q' = m^_t, the agents add nothing
     evidence_weight: float = 1.0
+    # None: w constant; else w halves every `evidence_half_life` steps after warm-up (the policy's
+    # context is frozen at the end of warm-up: what it knows of the crowd grows stale, f_psi's forecast moves on)
+    evidence_half_life: float | None = None
     prior: bool = False  # the policy reads m^_t (only then is evidence_weight applied)
     systematic_draws: bool = False  # low-variance draws of each step's states (Proposal.draw_states)
     selection_scale: str = "raw"  # "raw" | "standardised" V in softmax(-beta V) (select_candidate)
@@ -135,11 +138,13 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
                     own_previous=memory.lookup(authors[agents]),
                 )
                 proposal = parts.policy.propose(ctx, J, rng)
-                if parts.prior and parts.evidence_weight != 1.0:
-                    proposal.state_probs = temper(proposal.state_probs, m_hat, parts.evidence_weight)
+                weight = evidence_weight_at(parts, t - warm_steps)
+                if parts.prior and weight != 1.0:
+                    proposal.state_probs = temper(proposal.state_probs, m_hat, weight)
                 proposal.systematic = parts.systematic_draws
                 j = 0
-                if J > 1:
+                # candidates with one state mix (w_t = 0: every agent draws from m^_t) cost the same: no rollouts
+                if J > 1 and np.ptp(proposal.mixes, axis=0).max() > 1e-12:
                     j, v = select_candidate(session, proposal.mixes, r_psi, k=parts.horizon, beta=parts.beta,
                                             gamma=parts.gamma, rng=rng, m_hat=m_hat, scale=parts.selection_scale)
                     values[t, : len(v)] = v
@@ -161,6 +166,13 @@ def simulate(replay: Replay, parts: LoopParts, seed: int) -> SimResult:
             r_psi = r_prev
 
     return SimResult(labels, texts, m_hat_all, m_real_all, chosen, values)
+
+
+def evidence_weight_at(parts: LoopParts, age: int) -> float:
+    """w at `age` steps after warm-up: constant, or halved every `evidence_half_life` steps."""
+    if parts.evidence_half_life is None:
+        return parts.evidence_weight
+    return parts.evidence_weight * 0.5 ** (age / parts.evidence_half_life)
 
 
 def temper(state_probs: np.ndarray, m_hat: np.ndarray, weight: float) -> np.ndarray:

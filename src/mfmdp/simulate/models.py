@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mfmdp.core.atomic import atomic_write_json
+from mfmdp.simulate.coupling import CALIBRATION_MARKER, stored_coupling
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.simulate.stages import (TRANSITION_DEPENDS_ON, check_marker, drift, policy_depends_on, record_config,
                                    stage_record)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 TRANSITION_MARKER = "training.json"
 POLICY_MARKER = "trained.json"
-MODEL_MARKERS = (TRANSITION_MARKER, POLICY_MARKER)
+MODEL_MARKERS = (TRANSITION_MARKER, POLICY_MARKER, CALIBRATION_MARKER)
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Models:
     policies: dict[tuple, object]  # MethodSpec.policy_key -> Policy
     regression: object | None
     synopsis_factory: object | None = None
+    # (w, half-life) of the coupling, calibrated when simulation.evidence_weight is "calibrate"
+    coupling: tuple | None = None
 
 
 # --- where each part lives -----------------------------------------------------------------------
@@ -190,7 +193,8 @@ def load_models(cfg, root: Path, methods, encoder, annotator, cache: Path) -> Mo
             raise FileNotFoundError(f"{d}: no trained policy for {name!r} (run `mfmdp run` with method "
                                     f"{name!r} first)")
         policies[spec.policy_key] = NeuralPolicy.load(d, encoder=encoder)
-    return Models(encoder, annotator, transitions, policies, None, synopsis_factory=synopsis_factory(cfg, cache))
+    return Models(encoder, annotator, transitions, policies, None, synopsis_factory=synopsis_factory(cfg, cache),
+                  coupling=stored_coupling(cfg, root))
 
 
 # --- resume and reuse ----------------------------------------------------------------------------

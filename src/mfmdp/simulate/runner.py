@@ -35,6 +35,7 @@ def simulate_method(cfg, spec: MethodSpec, replay, models, seed: int):
     if spec.floor is not None:
         return spec.floor.simulate(replay, models, seed, systematic=cfg.simulation.state_draws == "systematic")
     sim = cfg.simulation
+    weight, half_life = coupling(cfg, spec, models)
     if spec.pool == "warmup":
         replay = resample_pool(replay, seed)
     parts = LoopParts(
@@ -50,7 +51,8 @@ def simulate_method(cfg, spec: MethodSpec, replay, models, seed: int):
         synopsis_decay=sim.synopsis_decay,
         transition_reads_realised=sim.transition_synopsis == "realised",
         policy_reads_realised=sim.policy_synopsis == "realised",
-        evidence_weight=sim.evidence_weight,
+        evidence_weight=weight,
+        evidence_half_life=half_life,
         prior=spec.use_prior,
         systematic_draws=sim.state_draws == "systematic",
         selection_scale=sim.selection_scale,
@@ -67,6 +69,20 @@ def simulate_method(cfg, spec: MethodSpec, replay, models, seed: int):
     frame = pd.DataFrame(traj)
     frame.attrs["texts"] = res.texts
     return res.labels, frame
+
+
+def coupling(cfg, spec: MethodSpec, models) -> tuple[float, float | None]:
+    """(w, half-life) of a method that reads the forecast: the configured ones or the run's calibrated
+    ones (methods without the prior ignore them)."""
+    sim = cfg.simulation
+    if sim.evidence_weight != "calibrate":
+        return float(sim.evidence_weight), sim.evidence_half_life
+    if not spec.use_prior:
+        return 1.0, None
+    if getattr(models, "coupling", None) is None:
+        raise ValueError("simulation.evidence_weight is 'calibrate' but the run has no calibrated coupling "
+                         "(models/calibration/calibration.json): finish `mfmdp run`, or set a number")
+    return models.coupling
 
 
 def policy_nll(cfg, spec: MethodSpec, p: PreparedEvent, models) -> np.ndarray:
