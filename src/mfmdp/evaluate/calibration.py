@@ -95,7 +95,7 @@ def resolve_coupling(cfg, validation: list, models, out: Path, progress: bool = 
     if calibrated_method(cfg.methods) is None:
         return None
     marker = calibration_dir(out) / CALIBRATION_MARKER
-    if not marker.exists():  # (check_models refused one made with another config before any work)
+    if not marker.exists():  # (check_resume refused one made with another config before any work)
         record = fit_coupling(cfg, validation, models, progress)
         atomic_write_json(marker, {**record, "stage": stage_record(cfg, CALIBRATION_DEPENDS_ON)}, indent=1)
     return stored_coupling(cfg, out)
