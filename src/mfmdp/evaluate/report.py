@@ -138,15 +138,13 @@ def _reversal_section(doc: _Doc, ev: RunEvaluation, names: dict[str, str], order
 
 def coupling_line(manifest: dict | None) -> str:
     """How far the agents' evidence moved their states off f_psi's forecast in this run (evaluate/calibration.py)."""
+    from mfmdp.simulate.coupling import describe_coupling
+
     c = (manifest or {}).get("coupling")
     if not c:
         return ""
-    w, h = c.get("evidence_weight"), c.get("evidence_half_life")
-    how = "calibrated on validation" if (manifest.get("config") or {}).get("simulation", {}).get(
-        "evidence_weight") == "calibrate" else "as configured"
-    fade = f", halved every {h:g} steps after warm-up" if h else ""
-    meaning = " (every agent draws from the forecast m^_t: the agents add nothing to the state)" if w == 0 else ""
-    return f"Coupling of the agents' evidence with f_psi's forecast: w = {w:g}{fade}, {how}{meaning}."
+    calibrated = (manifest.get("config") or {}).get("simulation", {}).get("evidence_weight") == "calibrate"
+    return describe_coupling(c.get("evidence_weight"), c.get("evidence_half_life"), calibrated)
 
 
 def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = None, window: int = 128,

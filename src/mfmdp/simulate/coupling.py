@@ -47,3 +47,11 @@ def stored_coupling(cfg, root: Path) -> Couple | None:
         return None
     record = read_calibration(marker)
     return float(record["evidence_weight"]), record.get("evidence_half_life")
+
+
+def describe_coupling(weight: float, half_life: float | None, calibrated: bool) -> str:
+    """One sentence for reports and the scenario command: how much the agents' evidence moved their states."""
+    fade = f", halved every {half_life:g} steps after warm-up" if half_life else ""
+    how = "calibrated on validation" if calibrated else "as configured"
+    meaning = " (every agent draws from the forecast m^_t: the agents add nothing to the state)" if weight == 0 else ""
+    return f"Coupling of the agents' evidence with f_psi's forecast: w = {weight:g}{fade}, {how}{meaning}."
