@@ -87,7 +87,8 @@ def test_a_run_calibrates_on_validation_and_uses_the_chosen_weight(run_root):
     assert kl.shape == (len(grid), len(record["events"])) and np.isfinite(kl).all()
     chosen = grid[one_se_choice(kl)[0]]
     assert (record["evidence_weight"], record["evidence_half_life"]) == (chosen.weight, chosen.half_life)
-    assert manifest["coupling"] == {"evidence_weight": chosen.weight, "evidence_half_life": chosen.half_life}
+    assert manifest["coupling"] == {"evidence_weight": chosen.weight, "evidence_half_life": chosen.half_life,
+                                    "calibration_events": len(record["events"])}
     # a scenario reads the same coupling back from the run
     from mfmdp.simulate.scenario import load_trained
 

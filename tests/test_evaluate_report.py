@@ -164,9 +164,9 @@ def test_the_report_says_how_the_agents_evidence_was_coupled():
     from mfmdp.evaluate.report import coupling_line
 
     calibrated = {"config": {"simulation": {"evidence_weight": "calibrate"}},
-                  "coupling": {"evidence_weight": 1.0, "evidence_half_life": 5.0}}
+                  "coupling": {"evidence_weight": 1.0, "evidence_half_life": 5.0, "calibration_events": 4}}
     assert coupling_line(calibrated) == ("Coupling of the agents' evidence with f_psi's forecast: w = 1, halved every "
-                                         "5 steps after warm-up, calibrated on validation.")
+                                         "5 steps after warm-up, calibrated on 4 validation events.")
     fixed = {"config": {"simulation": {"evidence_weight": 0.0}},
              "coupling": {"evidence_weight": 0.0, "evidence_half_life": None}}
     assert "as configured" in coupling_line(fixed) and "the agents add nothing" in coupling_line(fixed)

@@ -178,7 +178,7 @@ def test_cli_simulate_with_scenario(run_root, rumor, tmp_path):
     assert "effect" in res.output and (out / "summary.json").is_file()
     assert "what-if validity: not measured" in " ".join(res.output.split())  # no whatif-check on this run
     # the user sees how much the agents' evidence moved the states in this run (here: calibrated)
-    assert "Coupling of the agents' evidence" in res.output and "calibrated on validation" in " ".join(res.output.split())
+    assert "Coupling of the agents' evidence" in res.output and "validation events" in " ".join(res.output.split())
     assert len(list((out / "plots").glob("*.png"))) == 1
     assert str(out / "baseline") in " ".join(res.output.split())
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from mfmdp.core.atomic import atomic_write_json
 from mfmdp.simulate.config import ConfigError, ExperimentConfig
-from mfmdp.simulate.coupling import CALIBRATION_MARKER, calibration_dir
+from mfmdp.simulate.coupling import CALIBRATION_MARKER, calibration_dir, calibration_events
 from mfmdp.simulate.methods import MethodSpec, get_method
 from mfmdp.simulate.models import (Models, agent_specs, check_models, needed_transitions, reuse_models,
                                    synopsis_factory, train_policy, train_transition)
@@ -102,6 +102,16 @@ def require_inputs(cfg: ExperimentConfig, test_data: str | None) -> None:
     for key, path in paths.items():
         if path and not Path(path).exists():
             raise ConfigError(f"{key}: {path} does not exist")
+
+
+def coupling_record(cfg, out: Path, coupling) -> dict | None:
+    """The manifest's `coupling`: the (w, half-life) used and, when calibrated, on how many events."""
+    if coupling is None:
+        return None
+    record = {"evidence_weight": coupling[0], "evidence_half_life": coupling[1]}
+    if cfg.simulation.evidence_weight == "calibrate":
+        record["calibration_events"] = calibration_events(out)
+    return record
 
 
 def log_evaluation(out: Path, side: str, event_ids: list[str]) -> None:
@@ -222,8 +232,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, test_data: str | None
             "llm_summariser": llm_summariser,
             "policy_backend": cfg.policy_backend,
             # the (w, half-life) used, calibrated when the config says so
-            "coupling": None if models.coupling is None else dict(zip(("evidence_weight", "evidence_half_life"),
-                                                                       models.coupling)),
+            "coupling": coupling_record(cfg, out, models.coupling),
             "display_names": {s.name: get_method(s.name, llm_summariser).display for s in specs},
             "stage_seconds": clock.seconds,
             "stage_peak_rss_mb": clock.peak_mb,  # this process only (Ray workers not included)

@@ -92,11 +92,12 @@ def simulate(
         raise typer.Exit(2) from None
     for msg in summary["warnings"]:
         console.print(f"[yellow]warning:[/] {msg}")
-    from mfmdp.simulate.coupling import describe_coupling
+    from mfmdp.simulate.coupling import calibration_events, describe_coupling
     from mfmdp.simulate.methods import get_method
 
     if run.models.coupling is not None and get_method(method).use_prior:
-        console.print(describe_coupling(*run.models.coupling, run.cfg.simulation.evidence_weight == "calibrate"))
+        console.print(describe_coupling(*run.models.coupling, run.cfg.simulation.evidence_weight == "calibrate",
+                                        calibration_events(run.root)))
     if signals:
         from mfmdp.evaluate.eventstudy import load_validity, validity_line
 

@@ -144,7 +144,8 @@ def coupling_line(manifest: dict | None) -> str:
     if not c:
         return ""
     calibrated = (manifest.get("config") or {}).get("simulation", {}).get("evidence_weight") == "calibrate"
-    return describe_coupling(c.get("evidence_weight"), c.get("evidence_half_life"), calibrated)
+    return describe_coupling(c.get("evidence_weight"), c.get("evidence_half_life"), calibrated,
+                             c.get("calibration_events"))
 
 
 def write_report(run_dir: str | Path, thresholds: ReversalThresholds | None = None, window: int = 128,

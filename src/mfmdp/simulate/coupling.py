@@ -49,9 +49,17 @@ def stored_coupling(cfg, root: Path) -> Couple | None:
     return float(record["evidence_weight"]), record.get("evidence_half_life")
 
 
-def describe_coupling(weight: float, half_life: float | None, calibrated: bool) -> str:
+def calibration_events(root: Path) -> int | None:
+    """How many validation events a run's calibration scored (None: not calibrated)."""
+    marker = calibration_dir(root) / CALIBRATION_MARKER
+    return read_calibration(marker).get("scored_events") if marker.is_file() else None
+
+
+def describe_coupling(weight: float, half_life: float | None, calibrated: bool, events: int | None = None) -> str:
     """One sentence for reports and the scenario command: how much the agents' evidence moved their states."""
     fade = f", halved every {half_life:g} steps after warm-up" if half_life else ""
-    how = "calibrated on validation" if calibrated else "as configured"
+    how = "as configured"
+    if calibrated:  # the choice holds for events like those it was fitted on, no further
+        how = f"calibrated on {events} validation events" if events else "calibrated on validation"
     meaning = " (every agent draws from the forecast m^_t: the agents add nothing to the state)" if weight == 0 else ""
     return f"Coupling of the agents' evidence with f_psi's forecast: w = {weight:g}{fade}, {how}{meaning}."
