@@ -202,3 +202,18 @@ def test_noise_injected_rollouts_train_another_seeded_model():
     assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(m0.parameters(), m1.parameters()))
     assert np.isfinite(r1.history[-1]["train_roll"]) and r1.history[-1]["val_roll_kl"] == r2.history[-1]["val_roll_kl"]
+
+
+def test_systematic_feedback_stays_within_one_state_of_the_forecast():
+    """roll_feedback_draws: systematic feeds what the simulator's systematic state draws feed back:
+    each count within one of slots x forecast, and unbiased over draws."""
+    from mfmdp.transition.train import sampled_feedback
+
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.07, 0.9, 0.03]], requires_grad=True)
+    feed = sampled_feedback(16, torch.Generator().manual_seed(0), systematic=True)
+    fed = torch.stack([feed(probs) for _ in range(2000)])
+    assert (torch.abs(fed.detach() * 16 - probs.detach() * 16) < 1 + 1e-6).all()
+    assert torch.allclose(fed.detach().mean(0), probs.detach(), atol=0.01)
+    independent = sampled_feedback(16, torch.Generator().manual_seed(0))
+    spread = torch.stack([independent(probs) for _ in range(2000)]).detach().std(0)
+    assert (fed.detach().std(0) < spread).all()

@@ -44,6 +44,9 @@ class TrainConfig:
     # n agents per step feeds back; data.step_size), with a straight-through gradient. Noise injection
     # for issue 13: f_psi learns to stay calibrated on sampled inputs.
     roll_feedback_slots: int | None = Field(None, ge=1)
+    # how those n states are drawn: "independent" (multinomial) or "systematic" (one stratified draw per
+    # step, within one state of n x forecast per state: what the simulator's state_draws: systematic feeds)
+    roll_feedback_draws: Literal["independent", "systematic"] = "independent"
 
 
 class ModelSizes(BaseModel):

@@ -96,11 +96,18 @@ def make_batch(feats: list[EventFeatures], crop: int | None, rng: np.random.Gene
     return Batch(t(r), t(m), t(q), t(tgt), t(valid), lengths)
 
 
-def sampled_feedback(slots: int, generator: torch.Generator):
-    """Feed back the histogram of `slots` states drawn from each forecast, as a simulation does; the
-    gradient flows through the forecast (straight-through)."""
+def sampled_feedback(slots: int, generator: torch.Generator, systematic: bool = False):
+    """Feed back the histogram of `slots` states drawn from each forecast, as a simulation does
+    (independently, or systematically: positions (i + U) / slots on the forecast's CDF); the gradient
+    flows through the forecast (straight-through)."""
     def feed(probs: torch.Tensor) -> torch.Tensor:
-        draws = torch.multinomial(probs.detach(), slots, replacement=True, generator=generator)
+        p = probs.detach()
+        if systematic:
+            u = torch.rand(p.shape[0], 1, generator=generator, dtype=p.dtype)
+            positions = (torch.arange(slots, dtype=p.dtype)[None] + u) / slots
+            draws = torch.searchsorted(p.cumsum(-1).contiguous(), positions.contiguous()).clamp_max(p.shape[-1] - 1)
+        else:
+            draws = torch.multinomial(p, slots, replacement=True, generator=generator)
         hist = F.one_hot(draws, probs.shape[-1]).to(probs.dtype).mean(1)
         return probs + (hist - probs).detach()
     return feed
@@ -155,7 +162,8 @@ def roll_targets(batch: Batch, rows: np.ndarray, starts: np.ndarray, K: int) -> 
 
 
 def losses(model: EventTransformer, batch: Batch, K: int, starts_per_event: int, alpha: float,
-           rng: np.random.Generator | None, feedback_slots: int | None = None) -> dict:
+           rng: np.random.Generator | None, feedback_slots: int | None = None,
+           feedback_draws: str = "independent") -> dict:
     """L_seq and (when alpha > 0, or for validation: rng None) L_roll of one batch. Training rollouts
     feed back sampled histograms when `feedback_slots` is set; validation rollouts always feed back
     the forecast, so early stopping compares epochs on the same deterministic score."""
@@ -171,7 +179,7 @@ def losses(model: EventTransformer, batch: Batch, K: int, starts_per_event: int,
             feed = None
             if feedback_slots is not None and rng is not None:
                 gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
-                feed = sampled_feedback(feedback_slots, gen)
+                feed = sampled_feedback(feedback_slots, gen, systematic=feedback_draws == "systematic")
             roll_logits = rollout_from_prefix(model, p, batch, kv, rows, starts, K, feed)
             tgt, ok = roll_targets(batch, rows, starts, K)
             kl = kl_rows(tgt, roll_logits)
@@ -364,7 +372,8 @@ def _train(feats, model_config: TransitionConfig, cfg: TrainConfig, val_feats, p
                 seen += 1
                 batch = make_batch(group, cfg.crop, rng)
                 alpha = cfg.alpha if epoch >= cfg.roll_start_epoch else 0.0
-                out = losses(model, batch, cfg.horizon, cfg.starts_per_event, alpha, rng, cfg.roll_feedback_slots)
+                out = losses(model, batch, cfg.horizon, cfg.starts_per_event, alpha, rng, cfg.roll_feedback_slots,
+                             cfg.roll_feedback_draws)
                 loss = out["seq"] + (alpha * out["roll"] if "roll" in out and alpha > 0 else 0.0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
