@@ -64,12 +64,12 @@ def fit_coupling(cfg, validation: list, models, progress: bool = True) -> dict:
     position = {p.event.id: j for j, p in enumerate(events)}
     grid = list(sim.calibration_grid)
     kl = np.full((len(grid), len(events)), np.nan)
+    tasks = [(p.event.id, method, cfg.seed) for p in events]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("calibrating the coupling", total=len(grid) * len(events))
         for i, c in enumerate(grid):
             fixed = cfg.model_copy(update={"simulation": sim.model_copy(
                 update={"evidence_weight": c.weight, "evidence_half_life": c.half_life})})
-            tasks = [(p.event.id, method, cfg.seed) for p in events]
             for (eid, _, _), (labels, _) in run_tasks(fixed, tasks, replays, models):
                 p = events[position[eid]]
                 rows = evaluate_event(p.labels, labels, p.steps, replays[eid].warmup_slots,
@@ -89,13 +89,9 @@ def fit_coupling(cfg, validation: list, models, progress: bool = True) -> dict:
 def resolve_coupling(cfg, validation: list, models, out: Path, progress: bool = True) -> Couple | None:
     """The run's (w, half-life): the configured ones, or the calibrated ones (fitted here once, then read
     back); None when no method reads the forecast."""
-    sim = cfg.simulation
-    if sim.evidence_weight != "calibrate":
-        return float(sim.evidence_weight), sim.evidence_half_life
-    if calibrated_method(cfg.methods) is None:
-        return None
     marker = calibration_dir(out) / CALIBRATION_MARKER
-    if not marker.exists():  # (check_resume refused one made with another config before any work)
+    # fitted once: a marker made with another config was refused by check_resume before any work
+    if cfg.simulation.evidence_weight == "calibrate" and calibrated_method(cfg.methods) and not marker.exists():
         record = fit_coupling(cfg, validation, models, progress)
         atomic_write_json(marker, {**record, "stage": stage_record(cfg, CALIBRATION_DEPENDS_ON)}, indent=1)
     return stored_coupling(cfg, out)

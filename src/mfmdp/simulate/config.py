@@ -69,7 +69,8 @@ class Coupling(_Strict):
         return f"w={self.weight:g}" + (f", half-life {self.half_life:g}" if self.half_life is not None else "")
 
 
-# chosen on the demo and the Weibo validation sides (BENCHMARKS.md 2.10): none, fading, constant evidence
+# what the calibration tries by default: no evidence, evidence fading over 5 / 15 / 40 steps, constant
+# evidence (BENCHMARKS.md 2.10 has what each scored on the Weibo and demo validation sides)
 DEFAULT_CALIBRATION_GRID = (Coupling(weight=0), Coupling(weight=1, half_life=5), Coupling(weight=1, half_life=15),
                             Coupling(weight=1, half_life=40), Coupling(weight=0.5), Coupling(weight=1))
 
@@ -105,6 +106,11 @@ class SimulationConfig(_Strict):
     evidence_half_life: float | None = Field(None, gt=0)
     calibration_grid: list[Coupling] = Field(default_factory=lambda: list(DEFAULT_CALIBRATION_GRID))
     calibration_events: int = Field(16, ge=1)
+    # "systematic": low-variance draws of each step's states (every agent keeps its own distribution);
+    # "independent": one uniform per agent
+    state_draws: Literal["independent", "systematic"] = "systematic"
+    # V in softmax(-beta V): "standardised" over the J candidates (scale-free), or "raw" rollout costs
+    selection_scale: Literal["raw", "standardised"] = "standardised"
 
     @field_validator("evidence_weight")
     @classmethod
@@ -119,11 +125,6 @@ class SimulationConfig(_Strict):
         if not v:
             raise ValueError("calibration_grid needs at least one coupling")
         return sorted(set(v), key=Coupling.order)
-    # "systematic": low-variance draws of each step's states (every agent keeps its own distribution);
-    # "independent": one uniform per agent
-    state_draws: Literal["independent", "systematic"] = "systematic"
-    # V in softmax(-beta V): "standardised" over the J candidates (scale-free), or "raw" rollout costs
-    selection_scale: Literal["raw", "standardised"] = "standardised"
 
 
 class EvaluationConfig(_Strict):
