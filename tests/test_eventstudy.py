@@ -50,10 +50,19 @@ def test_correlation_is_undefined_without_effects_and_finds_a_real_link():
     assert out["r"] > 0.9 and out["r_lo"] > 0.5 and out["events"] == 40
     flat = correlation([{"simulated_effect": 0.0, "real_shift": r} for r in real], n_boot=100)
     assert np.isnan(flat["r"])
-    assert "undefined" in validity_line({"mf_mdp": {**flat, "method": "mf_mdp", "side": "validation"}}, "mf_mdp")
+    assert "undefined" in validity_line({"mf_mdp": {"validation": {**flat, "method": "mf_mdp", "side": "validation"}}},
+                                        "mf_mdp")
     assert "not measured" in validity_line({}, "mf_mdp")
-    measured = {"mf_mdp": {**out, "method": "mf_mdp", "side": "validation"}}
-    assert "r = +0.9" in validity_line(measured, "mf_mdp") and "not measured" in validity_line(measured, "direct")
+    measured = {"mf_mdp": {"test": {**flat, "method": "mf_mdp", "side": "test"},
+                           "validation": {**out, "method": "mf_mdp", "side": "validation"}}}
+    lines = validity_line(measured, "mf_mdp").splitlines()  # every checked side, validation first
+    assert "r = +0.9" in lines[0] and "validation" in lines[0] and "undefined" in lines[1] and "test" in lines[1]
+    assert "not measured" in validity_line(measured, "direct")
+
+
+def test_a_file_from_before_the_side_was_a_key_is_read_as_its_side(tmp_path):
+    (tmp_path / "whatif_validity.json").write_text(json.dumps({"mf_mdp": {"side": "test", "r": 0.5}}))
+    assert load_validity(tmp_path) == {"mf_mdp": {"test": {"side": "test", "r": 0.5}}}
 
 
 def test_whatif_check_writes_the_figure_that_simulate_prints(tmp_path_factory, tmp_path):
@@ -63,7 +72,7 @@ def test_whatif_check_writes_the_figure_that_simulate_prints(tmp_path_factory, t
     shutil.copytree(trained_tiny_run(tmp_path_factory), run)
     result = CliRunner().invoke(app, ["whatif-check", str(run), "--side", "test", "--seeds", "0,1", "--steps", "2"])
     assert result.exit_code == 0, result.output
-    doc = load_validity(run)["mf_mdp"]
+    doc = load_validity(run)["mf_mdp"]["test"]
     assert doc["method"] == "mf_mdp" and doc["side"] == "test" and doc["events_with_signal"] >= 1
     for row in doc["rows"]:
         assert len(row["effect_per_seed"]) == 2 and np.isfinite(row["real_shift"])
@@ -73,6 +82,10 @@ def test_whatif_check_writes_the_figure_that_simulate_prints(tmp_path_factory, t
                                      "--method", "transition_only"])
     assert again.exit_code == 0, again.output
     both = json.loads((run / "whatif_validity.json").read_text())
-    assert set(both) == {"mf_mdp", "transition_only"} and both["mf_mdp"]["seeds"] == [0, 1]
+    assert set(both) == {"mf_mdp", "transition_only"} and both["mf_mdp"]["test"]["seeds"] == [0, 1]
+    # the other side's check is kept beside this one, not written over it
+    CliRunner().invoke(app, ["whatif-check", str(run), "--side", "validation", "--seeds", "0", "--steps", "2"])
+    sides = load_validity(run)["mf_mdp"]
+    assert set(sides) == {"validation", "test"} and sides["test"]["seeds"] == [0, 1]
     bad = CliRunner().invoke(app, ["whatif-check", str(run), "--side", "train"])
     assert bad.exit_code == 2 and "expected validation or test" in bad.output

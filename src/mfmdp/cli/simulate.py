@@ -147,5 +147,5 @@ def whatif_check(
     for row in result["rows"]:
         console.print(f"  {row['event']}: step {row['signal_step']}, real shift {row['real_shift']:+.3f}, "
                       f"simulated effect {row['simulated_effect']:+.3f}")
-    console.print(validity_line({method: result}, method))
+    console.print(validity_line({method: {side: result}}, method))
     console.print(f"[bold green]wrote[/] {run_dir / VALIDITY_FILE}")

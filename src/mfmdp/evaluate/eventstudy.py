@@ -109,7 +109,7 @@ def correlation(rows: list[dict], n_boot: int = 10_000, seed: int = 0) -> dict:
 def run_event_study(run, side: str = "validation", method: str = "mf_mdp", seeds: Sequence[int] = (0, 1),
                     span: int = STUDY_STEPS, max_events: int | None = None, progress: bool = True) -> dict:
     """The event study on a side of the run's split (never its training events); returns it and stores it
-    under the method's name in RUN_DIR/whatif_validity.json (other methods' entries are kept)."""
+    under the method's name and the side in RUN_DIR/whatif_validity.json (every other entry is kept)."""
     from rich.progress import Progress
 
     from mfmdp.data.split import load_split
@@ -132,26 +132,34 @@ def run_event_study(run, side: str = "validation", method: str = "mf_mdp", seeds
     result = {"method": method, "side": side, "seeds": list(seeds), "steps": span,
               "events_on_side": len(events), "events_with_signal": len(with_signal),
               **correlation(rows), "rows": rows}
-    atomic_write_json(Path(run.root) / VALIDITY_FILE, {**load_validity(run.root), method: result}, indent=1)
+    stored = load_validity(run.root)
+    stored[method] = {**stored.get(method, {}), side: result}
+    atomic_write_json(Path(run.root) / VALIDITY_FILE, stored, indent=1)
     return result
 
 
 def load_validity(run_dir: str | Path) -> dict:
-    """method -> its event study, as stored in RUN_DIR/whatif_validity.json ({} when there is none)."""
+    """method -> side -> its event study, as stored in RUN_DIR/whatif_validity.json ({} when there is
+    none). Files written before the side was a key (method -> one study) are read as that study's side."""
     path = Path(run_dir) / VALIDITY_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {m: {entry["side"]: entry} if "side" in entry else entry for m, entry in stored.items()}
 
 
 def validity_line(results: dict, method: str) -> str:
-    """One line for `mfmdp simulate`: how far this run's what-ifs of `method` can be trusted, or how to
-    find out."""
-    result = results.get(method)
-    if result is None:
+    """For `mfmdp simulate`: how far this run's what-ifs of `method` can be trusted (a line per checked
+    side, validation first), or how to find out."""
+    sides = results.get(method)
+    if not sides:
         return (f"what-if validity: not measured for {method!r} in this run (`mfmdp whatif-check RUN_DIR "
                 f"--method {method}` correlates the simulated effect of real signals with the real shift around "
                 "them on held-out events)")
+    return "\n".join(_side_line(sides[side]) for side in sorted(sides, key=lambda s: s != "validation"))
+
+
+def _side_line(result: dict) -> str:
     if not np.isfinite(result["r"]):
-        return (f"what-if validity: undefined on {result['events']} held-out event(s) with a signal "
-                f"(too few, or no simulated effect): treat the effect below as unvalidated")
+        return (f"what-if validity: undefined on {result['events']} held-out {result['side']} event(s) with a "
+                f"signal (too few, or no simulated effect): treat the effect below as unvalidated")
     return (f"what-if validity: r = {result['r']:+.2f} [{result['r_lo']:+.2f}, {result['r_hi']:+.2f}] between "
             f"simulated signal effects and real shifts on {result['events']} held-out {result['side']} events")
