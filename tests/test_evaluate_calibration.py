@@ -135,3 +135,27 @@ def test_calibrate_without_validation_events_or_a_stored_weight_is_a_clear_error
     models = Models(encoder=None, annotator=None, transitions={}, policies={}, regression=None)
     with pytest.raises(ValueError, match="no calibrated coupling"):
         simulate_method(tiny_config(), get_method("mf_mdp"), replay=None, models=models, seed=0)
+
+
+def test_one_ray_session_serves_every_batch_inside_it(monkeypatch):
+    """The calibration runs one batch of tasks per coupling inside one session: Ray starts once."""
+    import sys
+    import types
+
+    from mfmdp.simulate.distributed import ray_session
+
+    calls = {"init": 0, "shutdown": 0}
+    fake = types.SimpleNamespace(is_initialized=lambda: calls["init"] > calls["shutdown"],
+                                 init=lambda **kw: calls.__setitem__("init", calls["init"] + 1),
+                                 shutdown=lambda: calls.__setitem__("shutdown", calls["shutdown"] + 1))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    cfg = types.SimpleNamespace(executor=types.SimpleNamespace(kind="ray", num_cpus=2))
+    with ray_session(cfg):
+        for _ in range(3):  # what run_on_ray does per batch
+            with ray_session(cfg):
+                pass
+        assert calls == {"init": 1, "shutdown": 0}
+    assert calls == {"init": 1, "shutdown": 1}
+    with ray_session(types.SimpleNamespace(executor=types.SimpleNamespace(kind="local"))):
+        pass
+    assert calls["init"] == 1  # the local executor never starts Ray

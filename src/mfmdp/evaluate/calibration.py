@@ -51,6 +51,7 @@ def fit_coupling(cfg, validation: list, models, progress: bool = True) -> dict:
     from rich.progress import Progress
 
     from mfmdp.evaluate.protocol import evaluate_event
+    from mfmdp.simulate.distributed import ray_session
     from mfmdp.simulate.prepare import evaluation_subset
     from mfmdp.simulate.runner import make_replay_for, run_tasks
 
@@ -65,7 +66,7 @@ def fit_coupling(cfg, validation: list, models, progress: bool = True) -> dict:
     grid = list(sim.calibration_grid)
     kl = np.full((len(grid), len(events)), np.nan)
     tasks = [(p.event.id, method, cfg.seed) for p in events]
-    with Progress(disable=not progress, transient=True) as bar:
+    with Progress(disable=not progress, transient=True) as bar, ray_session(cfg):
         task = bar.add_task("calibrating the coupling", total=len(grid) * len(events))
         for i, c in enumerate(grid):
             fixed = cfg.model_copy(update={"simulation": sim.model_copy(

@@ -6,6 +6,7 @@ with the same torch thread count, so the numbers equal the local executor's for 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 
@@ -17,13 +18,28 @@ def _require_ray():
     return ray
 
 
-def run_on_ray(cfg, tasks: list[tuple[str, str, int]], replays: dict, models) -> Iterator:
+@contextmanager
+def ray_session(cfg):
+    """A local Ray cluster for the block (when the executor is Ray and none is running), so that several
+    batches of tasks (the calibration's couplings) start it once instead of once per batch."""
+    if cfg.executor.kind != "ray":
+        yield
+        return
     ray = _require_ray()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(num_cpus=cfg.executor.num_cpus, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
     try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_on_ray(cfg, tasks: list[tuple[str, str, int]], replays: dict, models) -> Iterator:
+    ray = _require_ray()
+    with ray_session(cfg):
         @ray.remote
         def simulate_task(cfg, replay, models, method, seed):
             import torch
@@ -48,6 +64,3 @@ def run_on_ray(cfg, tasks: list[tuple[str, str, int]], replays: dict, models) ->
             if traj is not None:
                 traj.attrs["texts"] = texts  # DataFrame.attrs do not survive serialisation reliably
             yield futures[done[0]], (labels, traj)
-    finally:
-        if started_here:
-            ray.shutdown()
