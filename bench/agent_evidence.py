@@ -13,11 +13,20 @@ warm-up), fitted on the training side of the config's split and scored on its va
   profile    the author's profile features (followers, verified, gender, ... where the source has them)
   timing     position of the response inside its step, log time since the last signal and the source
   repeat     the author's own earlier response in this event: present or not, and its state
+  warm-up repeat   the same, only where the earlier response was in the warm-up (after it, a
+             simulator knows only its own simulated states: this is what it knows for certain)
   history    the author in the training events: how often, and their smoothed state mix there
   behavior   share or comment (an ACTION the simulator produces, never an input: shown for scale)
 
 Author ids that are empty or the md5 of the empty string (a missing id on CHECKED, not a user) are
 treated as unknown. The labels come from the config's annotator (read from --cache when a run made them).
+
+Second, the ceiling on what the evidence can do for the scored quantity: every scored response gets
+its predicted state distribution, each event's predictions are averaged over windows of
+`evaluation.window` scored responses, and the windowed state KL(real || predicted; add-1/2) is
+compared per event with the mix-only model's (paired over events). The inputs are teacher-forced (the
+real mix of the previous steps, real earlier states), so this bounds what per-agent evidence can take
+off a simulator's windowed KL from above: a simulator knows less.
 """
 
 from __future__ import annotations
@@ -41,8 +50,10 @@ FEATURE_SETS = {
     "mix + profile": ("mix", "profile"),
     "mix + timing": ("mix", "timing"),
     "mix + repeat": ("mix", "repeat"),
+    "mix + warm-up repeat": ("mix", "warmup_repeat"),
     "mix + history": ("mix", "history"),
     "mix + profile + timing + repeat + history": ("mix", "profile", "timing", "repeat", "history"),
+    "what a simulator knows: the same, warm-up repeat": ("mix", "profile", "timing", "warmup_repeat", "history"),
     "(behavior, not an input) mix + behavior": ("mix", "behavior"),
 }
 
@@ -74,7 +85,7 @@ def event_rows(p, warmup_steps: int, history: dict[str, np.ndarray], global_mix:
                 own[uid][y] += 1
     signal_times = sorted(s.time.timestamp() for s in p.event.signals)
     source_time = p.event.topic.time.timestamp()
-    last_state: dict[str, int] = {}
+    last_state: dict[str, tuple[int, int]] = {}  # author -> (state, step) of the latest response
     blocks = defaultdict(list)
     ys, stats = [], {"rows": 0, "repeat": 0, "history": 0}
     for i in range(len(table)):
@@ -90,8 +101,10 @@ def event_rows(p, warmup_steps: int, history: dict[str, np.ndarray], global_mix:
                                      np.log1p(max(table.times[i] - last_signal, 0.0)) / 10,
                                      np.log1p(max(table.times[i] - source_time, 0.0)) / 10])
             known_author = uid not in MISSING_IDS
-            before = last_state.get(uid) if known_author else None
+            before, before_step = last_state.get(uid, (None, None)) if known_author else (None, None)
             blocks["repeat"].append([before is not None] + [before == k for k in range(S)])
+            warm = before is not None and before_step < warmup_steps
+            blocks["warmup_repeat"].append([warm] + [warm and before == k for k in range(S)])
             h = history.get(uid, np.zeros(S)) - own[uid] if known_author else np.zeros(S)
             n_h = float(h.sum())
             blocks["history"].append([np.log1p(n_h) / 5, *((h + global_mix) / (n_h + 1) - global_mix)])
@@ -101,7 +114,7 @@ def event_rows(p, warmup_steps: int, history: dict[str, np.ndarray], global_mix:
             stats["repeat"] += before is not None
             stats["history"] += n_h > 0
         if uid not in MISSING_IDS and states[i] >= 0:
-            last_state[uid] = int(states[i])  # the real state: warm-up and teacher-forced alike
+            last_state[uid] = (int(states[i]), t)  # the real state: warm-up and teacher-forced alike
     return {k: np.asarray(v, dtype=np.float64) for k, v in blocks.items()}, np.asarray(ys), stats
 
 
@@ -115,19 +128,37 @@ def side_matrix(events, warmup_steps, history, global_mix, exclude_own):
             ys.append(y)
         for k, v in stats.items():
             total[k] += v
-    return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(ys), dict(total)
+    sizes = [len(y) for y in ys]
+    return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(ys), dict(total), sizes
 
 
-def held_out_nll(train_x, train_y, val_x, val_y, seed: int) -> float:
+def held_out(train_x, train_y, val_x, val_y, seed: int) -> tuple[float, np.ndarray]:
+    """(held-out NLL in nats, predicted state probabilities [n, S]) of a logistic regression."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(train_x)
     model = LogisticRegression(max_iter=1000, C=1.0, random_state=seed).fit(scaler.transform(train_x), train_y)
-    proba = model.predict_proba(scaler.transform(val_x))
-    col = {c: j for j, c in enumerate(model.classes_)}
-    p = np.array([proba[i, col[y]] if y in col else 1e-12 for i, y in enumerate(val_y)])
-    return float(-np.log(np.clip(p, 1e-12, 1)).mean())
+    proba = np.zeros((len(val_x), S))
+    proba[:, model.classes_] = model.predict_proba(scaler.transform(val_x))
+    p = proba[np.arange(len(val_y)), val_y]
+    return float(-np.log(np.clip(p, 1e-12, 1)).mean()), proba
+
+
+def windowed_kl(proba: np.ndarray, y: np.ndarray, sizes: list[int], window: int) -> np.ndarray:
+    """Per event: mean over windows of `window` scored responses of KL(real mix, add-1/2 || mean prediction)."""
+    out, start = [], 0
+    for n in sizes:
+        kls = []
+        for lo in range(start, start + n, window):
+            hi = min(lo + window, start + n)
+            real = np.bincount(y[lo:hi], minlength=S) + 0.5
+            real /= real.sum()
+            pred = np.clip(proba[lo:hi].mean(axis=0), 1e-12, None)
+            kls.append(float((real * np.log(real / pred)).sum()))
+        out.append(np.mean(kls))
+        start += n
+    return np.asarray(out)
 
 
 def main() -> None:
@@ -145,34 +176,40 @@ def main() -> None:
     all_train = np.concatenate([p.labels.codes["state"] for p in train])
     global_mix = np.bincount(all_train[all_train >= 0], minlength=S) / max((all_train >= 0).sum(), 1)
     w = cfg.simulation.warmup_steps
-    tx, ty, tstats = side_matrix(train, w, history, global_mix, exclude_own=True)
-    vx, vy, vstats = side_matrix(val, w, history, global_mix, exclude_own=False)
+    tx, ty, tstats, _ = side_matrix(train, w, history, global_mix, exclude_own=True)
+    vx, vy, vstats, sizes = side_matrix(val, w, history, global_mix, exclude_own=False)
     print(f"{len(train)} training events ({tstats['rows']} responses), {len(val)} validation events "
           f"({vstats['rows']} responses; {vstats['repeat'] / max(vstats['rows'], 1):.1%} by an author who responded "
           f"earlier in the event, {vstats['history'] / max(vstats['rows'], 1):.1%} by an author seen in training events)")
-    results = []
+    results, event_kl = [], {}
+    window = cfg.evaluation.window
     for name, blocks in FEATURE_SETS.items():
-        nll = held_out_nll(np.hstack([tx[b] for b in blocks]), ty, np.hstack([vx[b] for b in blocks]), vy, cfg.seed)
-        results.append({"features": name, "validation_nll": nll})
+        nll, proba = held_out(np.hstack([tx[b] for b in blocks]), ty, np.hstack([vx[b] for b in blocks]), vy, cfg.seed)
+        event_kl[name] = windowed_kl(proba, vy, sizes, window)
+        results.append({"features": name, "validation_nll": nll, "windowed_kl": float(event_kl[name].mean())})
     base = results[0]["validation_nll"]
-    print(f"\n{'features':<48} {'held-out NLL':>12} {'Δ vs mix':>9}  (< 0: informative)")
+    print(f"\n{'features':<48} {'held-out NLL':>12} {'Δ vs mix':>9}  {'windowed KL':>11} {'Δ vs mix (paired SE)':>22}")
     for r in results:
         r["gain_over_mix"] = base - r["validation_nll"]
-        print(f"{r['features']:<48} {r['validation_nll']:>12.4f} {-r['gain_over_mix']:>+9.4f}")
+        d = event_kl[r["features"]] - event_kl["mix"]  # < 0: the evidence brings the window mix closer
+        r["windowed_kl_gain"] = float(-d.mean())
+        r["windowed_kl_gain_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+        print(f"{r['features']:<48} {r['validation_nll']:>12.4f} {-r['gain_over_mix']:>+9.4f}  "
+              f"{r['windowed_kl']:>11.5f} {d.mean():>+13.5f} ({r['windowed_kl_gain_se']:.5f})")
     repeat_rows = vx["repeat"][:, 0] > 0
     if repeat_rows.any():  # where the own-earlier-response evidence exists at all
         sub = {k: v[repeat_rows] for k, v in vx.items()}
         for name in ("mix", "mix + repeat"):
             blocks = FEATURE_SETS[name]
-            nll = held_out_nll(np.hstack([tx[b] for b in blocks]), ty, np.hstack([sub[b] for b in blocks]),
-                               vy[repeat_rows], cfg.seed)
+            nll, _ = held_out(np.hstack([tx[b] for b in blocks]), ty, np.hstack([sub[b] for b in blocks]),
+                              vy[repeat_rows], cfg.seed)
             results.append({"features": f"{name} (repeat authors only)", "validation_nll": nll,
                             "rows": int(repeat_rows.sum())})
             print(f"{name + ' (repeat authors only)':<48} {nll:>12.4f}")
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     write_json(args.json, {"manifest": manifest("agent_evidence.py", args), "train": tstats, "validation": vstats,
-                           "results": results, "seconds": seconds})
+                           "window": window, "results": results, "seconds": seconds})
     print(f"wrote {args.json}")
 
 
