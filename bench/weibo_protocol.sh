@@ -37,3 +37,10 @@ mfmdp run experiments/weibo.yaml --out runs/v13-cal2 --models-from runs/v13-val 
   --set data.evaluate_subset=32 --set 'simulation.seeds=[0]' --set "$M4"
 mfmdp run experiments/weibo.yaml --out runs/v13-test2 --models-from runs/v13-cal2 --set "$M4"
 python bench/compare_runs.py runs/v13-test2 --json bench/results/compare_v13_test2.json
+# section 2.11: the windowed ceiling of per-agent evidence; f_psi trained 4x longer (rejected) and the mean of
+# two f_psi's forecasts (no gain), on the inner loop
+python bench/agent_evidence.py experiments/weibo.yaml --cache runs/weibo-val/cache --json bench/results/agent_evidence_weibo.json
+mfmdp run experiments/weibo.yaml --out runs/v14-long --models-from runs/v13-cal2 --set data.evaluate_on=validation \
+  --set data.evaluate_subset=32 --set 'simulation.seeds=[0]' --set "$M4" --set transition.max_seconds=2400
+python bench/compare_runs.py runs/v13-cal2 runs/v14-long --json bench/results/compare_v14_long.json
+python bench/transition_ensemble.py runs/v13-cal2 runs/v14-long --json bench/results/transition_ensemble_v14.json
