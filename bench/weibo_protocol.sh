@@ -44,3 +44,4 @@ mfmdp run experiments/weibo.yaml --out runs/v14-long --models-from runs/v13-cal2
   --set data.evaluate_subset=32 --set 'simulation.seeds=[0]' --set "$M4" --set transition.max_seconds=2400
 python bench/compare_runs.py runs/v13-cal2 runs/v14-long --json bench/results/compare_v14_long.json
 python bench/transition_ensemble.py runs/v13-cal2 runs/v14-long --json bench/results/transition_ensemble_v14.json
+python bench/transition_inputs.py experiments/weibo.yaml --run runs/v13-cal2 --json bench/results/transition_inputs_weibo.json
