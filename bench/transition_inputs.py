@@ -89,9 +89,13 @@ def main() -> None:
     k = min(max(HORIZONS), max(len(f) for f in feats) - 1)
     variants = ("every input", "no signals", "no bursts", "no profiles")
     kl = {v: [] for v in variants}
-    with torch.no_grad():
+    from rich.progress import Progress
+
+    with torch.no_grad(), Progress(transient=True) as bar:  # about 11 s per event on Weibo
+        task = bar.add_task("f_psi rollouts", total=len(feats))
         for f in feats:
             rows = {v: event_kl(model, without(f, v), k, args.starts) for v in variants}
+            bar.update(task, advance=1)
             if rows["every input"] is None:
                 continue
             for v in variants:
