@@ -110,6 +110,9 @@ def main() -> None:
         cells = []
         for j, h in enumerate(HORIZONS):
             ok = np.isfinite(x[:, j]) & np.isfinite(base[:, j])
+            if not ok.any():  # every event ends before this horizon
+                cells.append(f"{'—':>6}")
+                continue
             d = x[ok, j] - base[ok, j]
             row[str(h)] = {"kl": float(x[ok, j].mean()), "delta": float(d.mean()),
                            "delta_se": float(d.std(ddof=1) / np.sqrt(ok.sum())) if ok.sum() > 1 else 0.0,
