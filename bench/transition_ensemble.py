@@ -65,7 +65,8 @@ def main() -> None:
     prep = prepare(cfg, args.runs[0] / "cache", sides=("validation",), progress=False)
     events = evaluation_subset(prep.sides["validation"], args.subset)
     members = [r.models.transitions[True] for r in runs]
-    variants = {str(r): m for r, m in zip(args.runs, members)} | {"mean of all": MeanForecast(members)}
+    names = [str(r) if args.runs.count(r) == 1 else f"{r} #{i + 1}" for i, r in enumerate(args.runs)]
+    variants = dict(zip(names, members)) | {"mean of all": MeanForecast(members)}
     kl = {name: [] for name in variants}
     systematic = cfg.simulation.state_draws == "systematic"
     for p in events:
@@ -75,7 +76,7 @@ def main() -> None:
             rows = evaluate_event(p.labels, labels, p.steps, replay.warmup_slots, settings=("long",),
                                   window=cfg.evaluation.window, dimensions=("state",))
             kl[name].append(rows[0]["kl"])
-    first = np.asarray(kl[str(args.runs[0])])
+    first = np.asarray(kl[names[0]])
     results = []
     print(f"transition-only, long-horizon windowed state KL on {len(events)} validation events (seed {args.seed})")
     for name, values in kl.items():
