@@ -147,16 +147,17 @@ def held_out(train_x, train_y, val_x, val_y, seed: int) -> tuple[float, np.ndarr
 
 def windowed_kl(proba: np.ndarray, y: np.ndarray, sizes: list[int], window: int) -> np.ndarray:
     """Per event: mean over windows of `window` scored responses of KL(real mix, add-1/2 || mean prediction)."""
+    from mfmdp.evaluate.metrics import kl
+
     out, start = [], 0
     for n in sizes:
-        kls = []
+        real, pred = [], []
         for lo in range(start, start + n, window):
             hi = min(lo + window, start + n)
-            real = np.bincount(y[lo:hi], minlength=S) + 0.5
-            real /= real.sum()
-            pred = np.clip(proba[lo:hi].mean(axis=0), 1e-12, None)
-            kls.append(float((real * np.log(real / pred)).sum()))
-        out.append(np.mean(kls))
+            counts = np.bincount(y[lo:hi], minlength=S) + 0.5
+            real.append(counts / counts.sum())
+            pred.append(np.clip(proba[lo:hi].mean(axis=0), 1e-12, None))
+        out.append(kl(np.array(real), np.array(pred)).mean())
         start += n
     return np.asarray(out)
 
